@@ -1,0 +1,49 @@
+"""Build trackers from zoo names or checkpoint files."""
+from __future__ import annotations
+
+from .checkpoint import config_of, load_checkpoint, load_weights, sha256_of
+from .device import pick_device
+from .errors import CheckpointError, ConfigError
+from .models import build_model
+from . import zoo
+
+
+def make_tracker(model, cfg, device, **kwargs):
+    """A tracker of the type the config names, over an already-built model in eval mode on `device`."""
+    kind = cfg.tracker.type
+    if kind == "siamfc":
+        from .trackers.siamfc import SiamFCTracker
+        return SiamFCTracker(model, cfg.tracker, device, **kwargs)
+    if kind == "siamrpn":
+        from .trackers.siamrpn import SiamRPNTracker
+        return SiamRPNTracker(model, cfg.tracker, device, **kwargs)
+    raise ConfigError(f"unknown tracker type {kind!r}")
+
+
+def load_model(name_or_path, device="auto"):
+    """-> (model in eval mode on the device, ExperimentConfig, checkpoint meta)."""
+    path, name = zoo.resolve(name_or_path)
+    if name is not None and not path.is_file():
+        raise CheckpointError(f"weights for {name} are not installed (expected {path}); "
+                              f"train them with `siamtrack train --config experiments/{zoo.MODELS[name]}.yaml`")
+    if name is not None:
+        want = zoo.expected_sha256(name)
+        if want is not None and sha256_of(path) != want:
+            raise CheckpointError(f"{path} does not match the sha256 in its model card (corrupt or replaced file)")
+    dev = pick_device(device)
+    blob = load_checkpoint(path)
+    cfg = config_of(blob, path)
+    try:
+        model = build_model(cfg.model)
+    except ConfigError as e:
+        raise CheckpointError(f"{path}: {e}") from None
+    load_weights(model, blob["model"], path)
+    model.eval().to(dev)
+    return model, cfg, blob.get("meta", {})
+
+
+def load_tracker(name_or_path=None, device="auto", **kwargs):
+    """A ready tracker: `load_tracker("siamfc-alexnet")` or `load_tracker("run/best.pth", device="cpu")`.
+    With no name, the best shipped model."""
+    model, cfg, _ = load_model(name_or_path or zoo.default_model(), device)
+    return make_tracker(model, cfg, next(model.parameters()).device, **kwargs)

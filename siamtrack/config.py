@@ -1,0 +1,134 @@
+"""Typed configs, loaded from experiments/*.yaml and stored inside every checkpoint as a plain dict.
+
+Nothing here is global: a config is built, passed to the model, tracker and trainer, and never mutated behind their
+backs, so two models with different settings live side by side in one process.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+
+from .errors import ConfigError
+
+
+@dataclass
+class ComponentConfig:
+    """A model part built by name from a registry, with keyword arguments for its constructor."""
+    name: str
+    args: dict = field(default_factory=dict)
+
+
+@dataclass
+class ModelConfig:
+    backbone: ComponentConfig
+    head: ComponentConfig
+    neck: Optional[ComponentConfig] = None
+
+
+@dataclass
+class TrackerConfig:
+    """Post-processing constants (DESIGN.md section 4). Fields a tracker type does not use are ignored by it."""
+    type: str = "siamfc"
+    exemplar_size: int = 127
+    search_size: int = 255
+    context_amount: float = 0.5
+    # SiamFC scale search
+    num_scales: int = 3
+    scale_step: float = 1.0375
+    scale_penalty: float = 0.9745
+    scale_lr: float = 0.59
+    response_up: int = 16
+    min_scale: float = 0.2
+    max_scale: float = 5.0
+    # shared by SiamFC and SiamRPN: weight of the cosine (Hann) window
+    window_influence: float = 0.176
+    # SiamRPN
+    penalty_k: float = 0.04
+    size_lr: float = 0.3
+    min_size: float = 10.0
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 50
+    pairs_per_epoch: int = 8000
+    batch_size: int = 8
+    search_size: int = 239          # SiamFC trains on 239 crops (15x15 response); RPN configs use 255
+    max_frame_gap: int = 100
+    lr_start: float = 1e-2
+    lr_end: float = 1e-5
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    grad_clip: float = 10.0
+    positive_radius: float = 16.0   # pixels in the search crop (2 cells at stride 8)
+    negative_pair_prob: float = 0.0
+    static_image_prob: float = 0.2
+    backbone_lr_mult: float = 1.0
+    freeze_backbone_epochs: int = 0
+    frozen_backbone_prefixes: list = field(default_factory=list)
+    workers: int = 2
+    amp_bf16: bool = False
+    checkpoint_minutes: float = 5.0
+    seed: int = 0
+
+
+@dataclass
+class ExperimentConfig:
+    name: str
+    model: ModelConfig
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _build(cls, data: Any, where: str):
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(data) - names
+    if unknown:
+        raise ConfigError(f"{where}: unknown keys {sorted(unknown)}")
+    return cls(**data)
+
+
+def _component(data, where):
+    if data is None:
+        return None
+    return _build(ComponentConfig, data, where)
+
+
+def config_from_dict(data: dict) -> ExperimentConfig:
+    if not isinstance(data, dict) or "name" not in data or "model" not in data:
+        raise ConfigError("a config needs 'name' and 'model'")
+    m = data["model"]
+    if not isinstance(m, dict) or "backbone" not in m or "head" not in m:
+        raise ConfigError("model: needs 'backbone' and 'head'")
+    model = ModelConfig(backbone=_component(m["backbone"], "model.backbone"),
+                        head=_component(m["head"], "model.head"),
+                        neck=_component(m.get("neck"), "model.neck"))
+    extra = set(m) - {"backbone", "head", "neck"}
+    if extra:
+        raise ConfigError(f"model: unknown keys {sorted(extra)}")
+    extra = set(data) - {"name", "model", "tracker", "train"}
+    if extra:
+        raise ConfigError(f"config: unknown keys {sorted(extra)}")
+    return ExperimentConfig(name=str(data["name"]), model=model,
+                            tracker=_build(TrackerConfig, data.get("tracker") or {}, "tracker"),
+                            train=_build(TrainConfig, data.get("train") or {}, "train"))
+
+
+def load_config(path) -> ExperimentConfig:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise ConfigError(f"config file {path} is not valid YAML: {str(e).splitlines()[0]}") from None
+    return config_from_dict(data)
