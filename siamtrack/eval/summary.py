@@ -1,0 +1,68 @@
+"""Per-sequence scores and their dataset-level means, in the shape the benchmark JSON uses.
+
+Success and precision are averaged over sequences (the toolkit's OTB way); AO / SR pool frames over the dataset (the
+toolkit's GOT-10k way); fps is frames over total update() time, so long sequences weigh more than short ones.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import metrics as M
+
+
+def first_valid(gt) -> int:
+    """Index of the initialisation frame (first valid ground truth), or -1 when there is none."""
+    idx = np.flatnonzero(M.B.is_valid(np.asarray(gt, dtype=np.float64).reshape(-1, 4)))
+    return int(idx[0]) if len(idx) else -1
+
+
+def tracked_time(times, gt):
+    """(number of update() calls, their total seconds): the frames after the initialisation frame."""
+    k = first_valid(gt)
+    if k < 0:
+        return 0, 0.0
+    t = np.asarray(times, dtype=np.float64)[k + 1:]
+    return len(t), float(np.nansum(t))
+
+
+def sequence_scores(gt, pred, times, bound=None) -> dict:
+    """Everything one sequence contributes: the per-sequence JSON entry plus the curves and IoUs the means need."""
+    n_upd, secs = tracked_time(times, gt)
+    return {
+        "success_auc": M.success_auc(gt, pred),
+        "precision_20": M.precision_at(gt, pred, 20.0),
+        "norm_precision": M.norm_precision(gt, pred, 0.2),
+        "fps": n_upd / secs if secs > 0 else 0.0,
+        "frames": int(len(gt)),
+        "_success_curve": M.success_curve(gt, pred),
+        "_precision_curve": M.precision_curve(gt, pred),
+        "_got10k_ious": M.got10k_ious(gt, pred, bound),
+        "_updates": n_upd,
+        "_seconds": secs,
+    }
+
+
+PER_SEQUENCE_KEYS = ("success_auc", "precision_20", "fps", "frames")
+
+
+def summarize(per_sequence: dict) -> dict:
+    """Dataset-level scores from {name: sequence_scores(...)}; private (underscore) fields stay out of per_sequence."""
+    seqs = list(per_sequence.values())
+    if not seqs:
+        raise ValueError("no sequences to summarise")
+    succ = np.mean([s["_success_curve"] for s in seqs], axis=0)
+    prec = np.mean([s["_precision_curve"] for s in seqs], axis=0)
+    ao, sr50, sr75 = M.pooled_ao_sr([s["_got10k_ious"] for s in seqs])
+    updates = sum(s["_updates"] for s in seqs)
+    seconds = sum(s["_seconds"] for s in seqs)
+    return {
+        "success_auc": float(np.mean(succ)),
+        "precision_20": float(prec[20]),
+        "norm_precision": float(np.mean([s["norm_precision"] for s in seqs])),
+        "ao": ao, "sr50": sr50, "sr75": sr75,
+        "fps": updates / seconds if seconds > 0 else 0.0,
+        "frames": int(sum(s["frames"] for s in seqs)),
+        "per_sequence": {name: {k: s[k] for k in PER_SEQUENCE_KEYS} for name, s in per_sequence.items()},
+        "success_curve": succ.tolist(),
+        "precision_curve": prec.tolist(),
+    }
