@@ -1,0 +1,109 @@
+"""OpenCV's own trackers behind our contract (`init(frame, box)`, `update(frame) -> TrackResult`), as baselines.
+
+OpenCV trackers answer ok=False on a frame they cannot follow instead of raising: that maps to state "lost" with the
+last good box kept, which is also what a user of ours would expect on screen. Model files of the DNN trackers (Nano,
+ViT) are never shipped with siamtrack: the caller names them, by argument or environment variable.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..errors import CheckpointError, ConfigError
+from .base import LOST, TRACKING, TrackResult, as_bgr_uint8, check_box
+
+NANO_ENV = ("SIAMTRACK_NANO_BACKBONE", "SIAMTRACK_NANO_HEAD")
+VIT_ENV = "SIAMTRACK_VIT_NET"
+CONTRIB_ONLY = {"opencv-kcf": "TrackerKCF", "opencv-csrt": "TrackerCSRT"}
+NAMES = ("opencv-mil", "opencv-nano", "opencv-vit", "opencv-kcf", "opencv-csrt")
+
+
+def is_opencv_name(name) -> bool:
+    return str(name) in NAMES
+
+
+class OpenCVTracker:
+    """Wraps a factory of cv2 trackers; a fresh cv2 object per init(), since cv2 trackers cannot be re-initialised
+    reliably across versions."""
+
+    def __init__(self, name, factory):
+        self.name = name
+        self._factory = factory
+        self._cv = None
+        self._box = None
+
+    def init(self, frame, box):
+        frame = as_bgr_uint8(frame)
+        h, w = frame.shape[:2]
+        b = check_box(box, w, h)
+        self._cv = self._factory()
+        # cv2 trackers take integer pixel rectangles.
+        self._cv.init(frame, tuple(int(round(v)) for v in b))
+        self._box = b
+
+    def update(self, frame) -> TrackResult:
+        if self._cv is None:
+            raise RuntimeError("update() called before init()")
+        ok, rect = self._cv.update(as_bgr_uint8(frame))
+        if not ok:
+            return TrackResult(self._box.copy(), 0.0, LOST)
+        self._box = np.asarray(rect, dtype=np.float64).reshape(4)
+        return TrackResult(self._box.copy(), self._score(), TRACKING)
+
+    def _score(self) -> float:
+        get = getattr(self._cv, "getTrackingScore", None)
+        return float(get()) if get is not None else 1.0
+
+
+def _model_file(path, what, env):
+    if not path:
+        raise ConfigError(f"{what} needs its ONNX file: pass it on the command line or set ${env}")
+    p = Path(path)
+    if not p.is_file():
+        raise CheckpointError(f"{what} model file not found: {p}")
+    return str(p)
+
+
+def _nano_factory(backbone, head):
+    backbone = _model_file(backbone or os.environ.get(NANO_ENV[0]), "opencv-nano backbone", NANO_ENV[0])
+    head = _model_file(head or os.environ.get(NANO_ENV[1]), "opencv-nano head", NANO_ENV[1])
+
+    def make():
+        p = cv2.TrackerNano_Params()
+        p.backbone, p.neckhead = backbone, head
+        return cv2.TrackerNano_create(p)
+    make()  # fail now, with the file names, rather than on the first sequence
+    return make
+
+
+def _vit_factory(net):
+    net = _model_file(net or os.environ.get(VIT_ENV), "opencv-vit", VIT_ENV)
+
+    def make():
+        p = cv2.TrackerVit_Params()
+        p.net = net
+        return cv2.TrackerVit_create(p)
+    make()
+    return make
+
+
+def make_opencv_tracker(name, nano_backbone=None, nano_head=None, vit_net=None) -> OpenCVTracker:
+    """An OpenCV baseline by name: opencv-mil, opencv-nano, opencv-vit, opencv-kcf, opencv-csrt."""
+    if name == "opencv-mil":
+        return OpenCVTracker(name, cv2.TrackerMIL_create)
+    if name == "opencv-nano":
+        return OpenCVTracker(name, _nano_factory(nano_backbone, nano_head))
+    if name == "opencv-vit":
+        return OpenCVTracker(name, _vit_factory(vit_net))
+    if name in CONTRIB_ONLY:
+        cls = CONTRIB_ONLY[name]
+        factory = getattr(cv2, cls + "_create", None) or getattr(getattr(cv2, "legacy", None), cls + "_create", None)
+        if factory is None:
+            raise ConfigError(f"{name} needs cv2.{cls}, which only opencv-contrib-python provides (OpenCV "
+                              f"{cv2.__version__} here lacks it; replace opencv-python with opencv-contrib-python, "
+                              f"never install both)")
+        return OpenCVTracker(name, factory)
+    raise ConfigError(f"unknown OpenCV tracker {name!r}; known: {', '.join(NAMES)}")
