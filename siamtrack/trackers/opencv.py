@@ -6,6 +6,7 @@ ViT) are never shipped with siamtrack: the caller names them, by argument or env
 """
 from __future__ import annotations
 
+import ctypes
 import os
 from pathlib import Path
 
@@ -29,8 +30,9 @@ class OpenCVTracker:
     """Wraps a factory of cv2 trackers; a fresh cv2 object per init(), since cv2 trackers cannot be re-initialised
     reliably across versions."""
 
-    def __init__(self, name, factory):
+    def __init__(self, name, factory, seed=0):
         self.name = name
+        self.seed = seed
         self._factory = factory
         self._cv = None
         self._box = None
@@ -39,6 +41,9 @@ class OpenCVTracker:
         frame = as_bgr_uint8(frame)
         h, w = frame.shape[:2]
         b = check_box(box, w, h)
+        # MIL draws its Haar features with the C library's rand(): reseeding it first makes a result independent of
+        # what ran before in the process (so --workers N matches --workers 1, and reruns match).
+        _seed_c_rand(self.seed)
         self._cv = self._factory()
         # cv2 trackers take integer pixel rectangles.
         self._cv.init(frame, tuple(int(round(v)) for v in b))
@@ -56,6 +61,13 @@ class OpenCVTracker:
     def _score(self) -> float:
         get = getattr(self._cv, "getTrackingScore", None)
         return float(get()) if get is not None else 1.0
+
+
+def _seed_c_rand(seed):
+    try:
+        ctypes.CDLL(None).srand(int(seed))
+    except (OSError, AttributeError):  # no C library symbols to reach (some Windows builds): stay unseeded
+        pass
 
 
 def _model_file(path, what, env):

@@ -1,0 +1,117 @@
+"""siamtrack benchmark: one-pass evaluation of trackers and baselines on a benchmark folder, with the got10k
+toolkit's metrics, its result layout (reused on later runs), a JSON for machines and a report for people."""
+from __future__ import annotations
+
+import os
+import platform
+import shlex
+import sys
+from pathlib import Path
+
+from ..errors import ConfigError, DatasetError
+
+HELP = "evaluate trackers one-pass on OTB / GOT-10k / LaSOT / UAV123 folders (toolkit metrics, JSON, report)"
+
+
+def add_arguments(p):
+    p.add_argument("--root", required=True, help="dataset folder")
+    p.add_argument("--format", default="auto", choices=["auto", "otb", "got10k", "lasot", "uav123"])
+    p.add_argument("--split", default=None, help="split name (the split column of INDEX.tsv, or the layout's own)")
+    p.add_argument("--sequences", default=None, help="comma-separated sequence names (default: all)")
+    p.add_argument("--trackers", default=None,
+                   help="comma-separated zoo names, checkpoint paths or baselines (opencv-mil, opencv-nano, "
+                        "opencv-vit, opencv-kcf, opencv-csrt); default: every shipped model present")
+    p.add_argument("--workers", type=int, default=1, help="sequences tracked in parallel processes")
+    p.add_argument("--json", default=None, metavar="FILE", help="write the scores as JSON")
+    p.add_argument("--report", default=None, metavar="DIR", help="write report.md and plots")
+    p.add_argument("--results", default="results", metavar="DIR",
+                   help="per-frame results (got10k toolkit layout), reused unless --force (default: ./results)")
+    p.add_argument("--force", action="store_true", help="track again even where results exist")
+    p.add_argument("--shard", default=None, metavar="I/N", help="run only the I-th of N slices of the sequences")
+    p.add_argument("--merge", default=None, metavar="DIR1,DIR2",
+                   help="copy these shard result folders into --results before scoring")
+    p.add_argument("--nano-backbone", default=None, help="NanoTrack backbone ONNX (or $SIAMTRACK_NANO_BACKBONE)")
+    p.add_argument("--nano-head", default=None, help="NanoTrack head ONNX (or $SIAMTRACK_NANO_HEAD)")
+    p.add_argument("--vit-net", default=None, help="OpenCV ViT tracker ONNX (or $SIAMTRACK_VIT_NET)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] for our models")
+    p.add_argument("--max-frames", type=int, default=None, help="evaluate only the first N frames of each sequence")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _split_list(text):
+    return [t.strip() for t in text.split(",") if t.strip()] if text else None
+
+
+def parse_shard(text):
+    try:
+        i, n = (int(t) for t in text.split("/"))
+    except ValueError:
+        raise ConfigError(f"--shard wants I/N with whole numbers, got {text!r}") from None
+    if not 1 <= i <= n:
+        raise ConfigError(f"--shard {text}: I must be between 1 and N")
+    return i, n
+
+
+def cpu_name():
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def run(args):
+    from ..data.datasets import detect_format, open_dataset
+    from ..device import pick_device
+    from ..eval import results as R
+    from ..eval.bench import TrackerSpec, run_tracker, score_tracker, set_thread_budget
+    from ..eval.report import build_json, markdown_table, write_json, write_report
+    from .. import zoo
+
+    if args.workers < 1:
+        raise ConfigError("--workers must be at least 1")
+    if args.max_frames is not None and args.max_frames < 2:
+        raise ConfigError("--max-frames must be at least 2")
+    fmt = detect_format(args.root) if args.format == "auto" else args.format
+    seqs = open_dataset(args.root, fmt, args.split, _split_list(args.sequences))
+    if args.shard:
+        i, n = parse_shard(args.shard)
+        seqs = seqs[i - 1::n]
+        if not seqs:
+            raise DatasetError(f"shard {args.shard} holds no sequences ({n} shards for fewer sequences)")
+    if args.merge:
+        R.merge(_split_list(args.merge), args.results)
+
+    names = _split_list(args.trackers)
+    if not names:
+        names = R.trackers_in(args.results) if args.merge else [m["name"] for m in zoo.list_models() if m["present"]]
+        if not names:
+            raise ConfigError("no trackers to evaluate: pass --trackers (no shipped weights are present)")
+    device = str(pick_device(args.device))
+    specs = [TrackerSpec(n, device, args.nano_backbone, args.nano_head, args.vit_net) for n in names]
+    labels = [s.label for s in specs]
+    if len(set(labels)) != len(labels):
+        raise ConfigError(f"two trackers would share one results folder: {', '.join(labels)}")
+
+    threads = max(1, (os.cpu_count() or 1) // args.workers)
+    set_thread_budget(threads)
+    scores = {}
+    for spec in specs:
+        run_tracker(spec, seqs, args.results, args.workers, args.force, args.max_frames, progress=not args.quiet)
+        scores[spec.label] = score_tracker(spec.label, seqs, args.results, args.max_frames)
+
+    n_frames = sum(len(s) if args.max_frames is None else min(len(s), args.max_frames) for s in seqs)
+    dataset = {"root": str(args.root), "format": fmt, "split": args.split, "sequences": len(seqs),
+               "frames": n_frames}
+    machine = {"device": device, "threads": threads, "cpu": cpu_name()}
+    print(markdown_table(scores))
+    if args.json:
+        write_json(args.json, build_json(dataset, machine, scores))
+    if args.report:
+        # The command line goes into the report only when this process was started as that command.
+        argv = sys.argv[sys.argv.index("benchmark"):] if "benchmark" in sys.argv else []
+        write_report(args.report, dataset, machine, scores,
+                     command="siamtrack " + " ".join(shlex.quote(a) for a in argv) if argv else "")
+    return 0

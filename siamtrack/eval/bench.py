@@ -1,0 +1,115 @@
+"""Run trackers over sequences (in worker processes when asked), store results, score them from the stored files.
+
+A tracker is named as the user typed it: a zoo name, a checkpoint path or an OpenCV baseline. Its results folder and
+its key in the JSON are the zoo/baseline name, or the checkpoint's file stem.
+"""
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import results as R
+from .runner import frame_bound, run_sequence
+from .summary import sequence_scores, summarize
+
+
+@dataclass(frozen=True)
+class TrackerSpec:
+    name: str
+    device: str = "auto"
+    nano_backbone: str | None = None
+    nano_head: str | None = None
+    vit_net: str | None = None
+
+    @property
+    def label(self) -> str:
+        from .. import zoo
+        from ..trackers.opencv import is_opencv_name
+        if is_opencv_name(self.name) or self.name in zoo.MODELS:
+            return self.name
+        return Path(self.name).stem
+
+
+def tracker_factory(spec: TrackerSpec):
+    """A zero-argument callable returning a fresh tracker; the model is loaded once, here."""
+    from ..trackers.opencv import is_opencv_name, make_opencv_tracker
+    if is_opencv_name(spec.name):
+        make_opencv_tracker(spec.name, spec.nano_backbone, spec.nano_head, spec.vit_net)  # fail early on bad files
+        return lambda: make_opencv_tracker(spec.name, spec.nano_backbone, spec.nano_head, spec.vit_net)
+    from ..api import load_model, make_tracker
+    model, cfg, _ = load_model(spec.name, spec.device)
+    device = next(model.parameters()).device
+    return lambda: make_tracker(model, cfg, device)
+
+
+def frames_of(seq, max_frames) -> int:
+    return len(seq) if max_frames is None else min(len(seq), int(max_frames))
+
+
+def set_thread_budget(threads):
+    import cv2
+    import torch
+    torch.set_num_threads(max(1, int(threads)))
+    # OpenCV's own pool would compete with torch's threads and with the other workers.
+    cv2.setNumThreads(1)
+
+
+_FACTORIES = {}
+
+
+def _worker_task(job):
+    spec, seq, results_dir, max_frames = job
+    if spec not in _FACTORIES:
+        _FACTORIES[spec] = tracker_factory(spec)
+    out = run_sequence(_FACTORIES[spec](), seq, max_frames)
+    R.write(results_dir, spec.label, seq, out)
+    return seq.name
+
+
+def run_tracker(spec: TrackerSpec, seqs, results_dir, workers=1, force=False, max_frames=None, progress=True):
+    """Track every sequence whose results are missing (all of them with force) and write their result files."""
+    from tqdm import tqdm
+    todo = [s for s in seqs if force or R.read(results_dir, spec.label, s, frames_of(s, max_frames)) is None]
+    bar = tqdm(total=len(seqs), initial=len(seqs) - len(todo), desc=spec.label, unit="seq", disable=not progress,
+               leave=True, dynamic_ncols=True)
+    try:
+        if not todo:
+            return
+        jobs = [(spec, s, str(results_dir), max_frames) for s in todo]
+        if workers <= 1 or len(todo) == 1:
+            _FACTORIES[spec] = tracker_factory(spec)
+            for job in jobs:
+                _worker_task(job)
+                bar.update()
+            return
+        tracker_factory(spec)  # a bad name or file fails here once, not in every worker
+        n = min(workers, len(todo))
+        threads = max(1, (os.cpu_count() or 1) // n)
+        with mp.get_context("spawn").Pool(n, initializer=set_thread_budget, initargs=(threads,)) as pool:
+            for _ in pool.imap_unordered(_worker_task, jobs):
+                bar.update()
+    finally:
+        bar.close()
+
+
+def score_tracker(label, seqs, results_dir, max_frames=None) -> dict:
+    """Dataset-level scores of one tracker from its stored result files (plus decode_ms and the curves)."""
+    per_seq, decode = {}, []
+    for seq in seqs:
+        n = frames_of(seq, max_frames)
+        res = R.read(results_dir, label, seq, n)
+        if res is None:
+            from ..errors import OutputError
+            raise OutputError(f"no results of {label} for sequence {seq.name} in {results_dir}")
+        gt = np.asarray(seq.boxes, dtype=np.float64)[:n]
+        per_seq[seq.name] = sequence_scores(gt, res["boxes"], res["times"], frame_bound(seq))
+        d = res["decode"]
+        decode.append(d[np.isfinite(d) & (d > 0)])
+    out = summarize(per_seq)
+    d = np.concatenate(decode) if decode else np.zeros(0)
+    out["decode_ms"] = float(d.mean() * 1000) if len(d) else None
+    return out

@@ -1,0 +1,102 @@
+"""Per-frame results on disk, in the got10k toolkit's OTB-experiment layout so its own report() can read them:
+
+    <results>/<tracker>/<seq>.txt                 x,y,w,h per frame, comma separated, '%.3f' ('nan' before init)
+    <results>/<tracker>/times/<seq>_time.txt      seconds of the tracker call per frame (init on the init frame)
+    <results>/<tracker>/times/<seq>_decode.txt    seconds of frame decoding per frame (ours, the toolkit ignores it)
+    <results>/<tracker>/scores/<seq>_score.txt    the tracker's confidence per frame (ours)
+
+Boxes are written in the dataset's own convention (1-based for OTB, LaSOT and UAV123 ground truth, 0-based for
+GOT-10k) so that a result file and its ground-truth file line up; metrics are always computed from the files read
+back, so a fresh run and a reused one give identical numbers.
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import OutputError
+
+ONE_BASED = {"otb", "lasot", "uav123"}
+
+
+def offset_of(seq) -> np.ndarray:
+    one = 1.0 if seq.meta.get("dataset", "otb") in ONE_BASED else 0.0
+    return np.array([one, one, 0.0, 0.0])
+
+
+def paths(results_dir, tracker, seq_name) -> dict:
+    d = Path(results_dir) / tracker
+    return {"boxes": d / f"{seq_name}.txt", "times": d / "times" / f"{seq_name}_time.txt",
+            "decode": d / "times" / f"{seq_name}_decode.txt", "scores": d / "scores" / f"{seq_name}_score.txt"}
+
+
+def write(results_dir, tracker, seq, out):
+    p = paths(results_dir, tracker, seq.name)
+    try:
+        for f in p.values():
+            f.parent.mkdir(parents=True, exist_ok=True)
+        # Box file last: its presence is what marks a sequence as done.
+        np.savetxt(p["times"], out["times"], fmt="%.8f")
+        np.savetxt(p["decode"], out["decode"], fmt="%.8f")
+        np.savetxt(p["scores"], out["scores"], fmt="%.6f")
+        tmp = p["boxes"].with_name(p["boxes"].name + ".tmp")
+        np.savetxt(tmp, np.asarray(out["boxes"]) + offset_of(seq), fmt="%.3f", delimiter=",")
+        tmp.replace(p["boxes"])
+    except OSError as e:
+        raise OutputError(f"cannot write results under {results_dir}: {e.strerror or e}") from None
+
+
+def _load(path, n, cols=None):
+    if not path.is_file():
+        return None
+    arr = np.loadtxt(path, delimiter="," if cols else None, ndmin=2 if cols else 1)
+    if len(arr) != n or (cols and arr.shape[1] != cols):
+        return None
+    return arr
+
+
+def read(results_dir, tracker, seq, n) -> dict | None:
+    """The stored result of a sequence of n frames (0-based boxes), or None when absent or of another length."""
+    p = paths(results_dir, tracker, seq.name)
+    try:
+        boxes = _load(p["boxes"], n, 4)
+    except ValueError:
+        return None
+    if boxes is None:
+        return None
+    out = {"boxes": boxes - offset_of(seq)}
+    for key in ("times", "decode", "scores"):
+        try:
+            arr = _load(p[key], n)
+        except ValueError:
+            arr = None
+        out[key] = arr if arr is not None else np.full(n, np.nan)
+    return out
+
+
+def merge(sources, dest):
+    """Copy the result folders of shard runs into `dest`. Two shards with different boxes for one sequence are an
+    error rather than a silent choice; their times may differ (the first copy wins)."""
+    dest = Path(dest)
+    for src in sources:
+        src = Path(src)
+        if not src.is_dir():
+            raise OutputError(f"results folder to merge not found: {src}")
+        if src.resolve() == dest.resolve():
+            continue
+        for f in sorted(src.rglob("*.txt")):
+            target = dest / f.relative_to(src)
+            if target.exists():
+                is_boxes = f.parent.parent == src
+                if is_boxes and target.read_bytes() != f.read_bytes():
+                    raise OutputError(f"{f} and {target} hold different boxes for the same sequence")
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(f, target)
+
+
+def trackers_in(results_dir) -> list:
+    d = Path(results_dir)
+    return sorted(p.name for p in d.iterdir() if p.is_dir() and any(p.glob("*.txt"))) if d.is_dir() else []
