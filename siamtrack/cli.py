@@ -11,7 +11,7 @@ import sys
 
 from .errors import SiamtrackError
 
-COMMANDS = ["track", "models", "demo"]
+COMMANDS = ["track", "models", "demo", "benchmark"]
 
 
 def build_parser():
