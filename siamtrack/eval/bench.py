@@ -105,8 +105,9 @@ def score_tracker(label, seqs, results_dir, max_frames=None) -> dict:
         if res is None:
             from ..errors import OutputError
             raise OutputError(f"no results of {label} for sequence {seq.name} in {results_dir}")
-        gt = np.asarray(seq.boxes, dtype=np.float64)[:n]
-        per_seq[seq.name] = sequence_scores(gt, res["boxes"], res["times"], frame_bound(seq))
+        off = R.offset_of(seq)
+        gt = np.asarray(seq.boxes, dtype=np.float64)[:n] + off
+        per_seq[seq.name] = sequence_scores(gt, res["file_boxes"], res["times"], frame_bound(seq), origin=off[0])
         d = res["decode"]
         decode.append(d[np.isfinite(d) & (d > 0)])
     out = summarize(per_seq)

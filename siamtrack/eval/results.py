@@ -58,7 +58,8 @@ def _load(path, n, cols=None):
 
 
 def read(results_dir, tracker, seq, n) -> dict | None:
-    """The stored result of a sequence of n frames (0-based boxes), or None when absent or of another length."""
+    """The stored result of a sequence of n frames, or None when absent or of another length. `boxes` are 0-based,
+    `file_boxes` the numbers exactly as stored (what the toolkit scores)."""
     p = paths(results_dir, tracker, seq.name)
     try:
         boxes = _load(p["boxes"], n, 4)
@@ -66,7 +67,7 @@ def read(results_dir, tracker, seq, n) -> dict | None:
         return None
     if boxes is None:
         return None
-    out = {"boxes": boxes - offset_of(seq)}
+    out = {"boxes": boxes - offset_of(seq), "file_boxes": boxes}
     for key in ("times", "decode", "scores"):
         try:
             arr = _load(p[key], n)

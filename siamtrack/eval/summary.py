@@ -25,9 +25,20 @@ def tracked_time(times, gt):
     return len(t), float(np.nansum(t))
 
 
-def sequence_scores(gt, pred, times, bound=None) -> dict:
-    """Everything one sequence contributes: the per-sequence JSON entry plus the curves and IoUs the means need."""
+def sequence_scores(gt, pred, times, bound=None, origin=0.0) -> dict:
+    """Everything one sequence contributes: the per-sequence JSON entry plus the curves and IoUs the means need.
+
+    gt and pred are in the coordinates of the result file (`origin` 1 for the 1-based OTB / LaSOT / UAV123 files,
+    0 otherwise), so that centre errors are computed from the very numbers the toolkit would read. As the toolkit
+    does, frame 0 scores the ground truth itself: its prediction is the given box, not a tracking result. GOT-10k's
+    clipping to the image (`bound` = width, height) works in 0-based pixels.
+    """
+    gt = np.asarray(gt, dtype=np.float64)
+    pred = np.array(pred, dtype=np.float64, copy=True)
+    if len(pred):
+        pred[0] = gt[0]
     n_upd, secs = tracked_time(times, gt)
+    shift = np.array([origin, origin, 0.0, 0.0])
     return {
         "success_auc": M.success_auc(gt, pred),
         "precision_20": M.precision_at(gt, pred, 20.0),
@@ -36,7 +47,7 @@ def sequence_scores(gt, pred, times, bound=None) -> dict:
         "frames": int(len(gt)),
         "_success_curve": M.success_curve(gt, pred),
         "_precision_curve": M.precision_curve(gt, pred),
-        "_got10k_ious": M.got10k_ious(gt, pred, bound),
+        "_got10k_ious": M.got10k_ious(gt - shift, pred - shift, bound),
         "_updates": n_upd,
         "_seconds": secs,
     }
