@@ -1,0 +1,109 @@
+"""RPN anchors, their box encoding and their labelling (SiamRPN, Li et al. 2018).
+
+Geometry: the backbones keep their feature grids centred on the crop (valid convolutions in AlexNet, one grey pixel
+of border in EfficientNet-Lite0), the exemplar kernel is centred on the exemplar crop, and the head's convolutions
+and correlations are valid. So the middle response cell looks at the search-crop centre and cell i of an R-cell
+response looks at `search_size / 2 + (i - (R - 1) / 2) * stride` (continuous crop pixels), in x and in y.
+
+Layout: anchor a at response cell (y, x) has flat index (a * R + y) * R + x, matching the head's outputs viewed as
+cls (B, 2, k, R, R) and loc (B, 4, k, R, R).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..errors import ConfigError
+
+DEFAULT_RATIOS = (0.33, 0.5, 1.0, 2.0, 3.0)
+
+
+def anchor_shapes(ratios=DEFAULT_RATIOS, size=64.0):
+    """(k, 2) widths and heights: area size^2, height / width = ratio."""
+    r = np.asarray(ratios, dtype=np.float64)
+    w = size / np.sqrt(r)
+    return np.stack([w, w * r], axis=1)
+
+
+def check_anchor_count(cls, loc, k):
+    """The head's channels must match the configured anchors: 2k class logits and 4k offsets."""
+    if cls.shape[1] != 2 * k or loc.shape[1] != 4 * k:
+        raise ConfigError(f"the RPN head predicts {cls.shape[1] // 2} anchors per cell but the tracker config "
+                          f"lists {k} anchor_ratios")
+
+
+def anchor_grid(shapes, response_size, stride, search_size):
+    """(k * R * R, 4) anchors (cx, cy, w, h) in search-crop pixels, flat order as in the module docstring."""
+    shapes = np.asarray(shapes, dtype=np.float64)
+    k, r = len(shapes), response_size
+    offsets = search_size / 2 + (np.arange(r) - (r - 1) / 2) * stride
+    cy, cx = np.meshgrid(offsets, offsets, indexing="ij")
+    out = np.empty((k, r, r, 4))
+    out[..., 0] = cx[None]
+    out[..., 1] = cy[None]
+    out[..., 2] = shapes[:, 0, None, None]
+    out[..., 3] = shapes[:, 1, None, None]
+    return out.reshape(-1, 4)
+
+
+def encode(boxes, anchors):
+    """Regression targets (dx, dy, dw, dh) of cxcywh `boxes` against cxcywh `anchors` (broadcasting)."""
+    lib = torch if isinstance(boxes, torch.Tensor) else np
+    return lib.stack([(boxes[..., 0] - anchors[..., 0]) / anchors[..., 2],
+                      (boxes[..., 1] - anchors[..., 1]) / anchors[..., 3],
+                      lib.log(boxes[..., 2] / anchors[..., 2]),
+                      lib.log(boxes[..., 3] / anchors[..., 3])], -1)
+
+
+def decode(deltas, anchors):
+    """Inverse of `encode`: cxcywh boxes from (dx, dy, dw, dh)."""
+    lib = torch if isinstance(deltas, torch.Tensor) else np
+    return lib.stack([anchors[..., 0] + deltas[..., 0] * anchors[..., 2],
+                      anchors[..., 1] + deltas[..., 1] * anchors[..., 3],
+                      anchors[..., 2] * lib.exp(deltas[..., 2]),
+                      anchors[..., 3] * lib.exp(deltas[..., 3])], -1)
+
+
+def iou_cxcywh(anchors, boxes):
+    """IoU of every anchor (A, 4) with every box (B, 4), both cxcywh tensors -> (B, A)."""
+    a_lo, a_hi = anchors[:, :2] - anchors[:, 2:] / 2, anchors[:, :2] + anchors[:, 2:] / 2
+    b_lo, b_hi = boxes[:, :2] - boxes[:, 2:] / 2, boxes[:, :2] + boxes[:, 2:] / 2
+    wh = (torch.minimum(a_hi[None], b_hi[:, None]) - torch.maximum(a_lo[None], b_lo[:, None])).clamp(min=0)
+    inter = wh[..., 0] * wh[..., 1]
+    union = (anchors[:, 2] * anchors[:, 3])[None] + (boxes[:, 2] * boxes[:, 3])[:, None] - inter
+    return inter / union.clamp(min=1e-9)
+
+
+def label_anchors(anchors, boxes, negative, pos_iou=0.6, neg_iou=0.3, num_samples=64, max_pos=16,
+                  generator=None):
+    """Sampled anchor labels per pair: 1 positive, 0 negative, -1 ignored. -> (B, A) long tensor.
+
+    anchors (A, 4) and boxes (B, 4) are cxcywh tensors in search-crop pixels; `negative` (B,) marks pairs whose
+    search crop does not hold the exemplar's object: those get no positives. Besides the IoU > pos_iou anchors, the
+    best anchor of a positive pair counts as positive when its IoU is above neg_iou, so thin or odd-shaped targets
+    still teach the regression. At most `max_pos` positives are kept and negatives fill up to `num_samples`.
+    """
+    iou = iou_cxcywh(anchors, boxes)
+    negative = negative.bool()
+    pos = (iou > pos_iou) & ~negative[:, None]
+    best = iou.argmax(dim=1)
+    best_ok = (iou.gather(1, best[:, None])[:, 0] > neg_iou) & ~negative
+    pos[best_ok, best[best_ok]] = True
+    neg = (iou < neg_iou) | negative[:, None]
+    neg &= ~pos
+    labels = torch.full(iou.shape, -1, dtype=torch.long, device=iou.device)
+    # Random priorities; keeping the top-n of each kind is a uniform sample without replacement.
+    prio = torch.rand(iou.shape, generator=generator, device=iou.device)
+    pos_keep = _keep_top(torch.where(pos, prio, -1.0), max_pos)
+    labels[pos_keep] = 1
+    n_neg = num_samples - pos_keep.sum(dim=1, keepdim=True)
+    labels[_keep_top(torch.where(neg, prio, -1.0), n_neg)] = 0
+    return labels
+
+
+def _keep_top(prio, n):
+    """Mask of the n highest non-negative priorities per row (n an int or a (B, 1) tensor)."""
+    order = prio.argsort(dim=1, descending=True)
+    rank = torch.empty_like(order)
+    rank.scatter_(1, order, torch.arange(prio.shape[1], device=prio.device).expand_as(order))
+    return (rank < n) & (prio >= 0)

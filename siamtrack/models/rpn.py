@@ -1,0 +1,72 @@
+"""RPN heads (SiamRPN, Li et al. 2018; SiamRPN++, Li et al. 2019): per anchor, 2 class logits (background,
+target) and 4 box offsets. Outputs: cls (B, 2k, R, R) viewed as (B, 2, k, R, R), loc (B, 4k, R, R) viewed as
+(B, 4, k, R, R); see anchors.py for the anchor order.
+
+The anchors' shapes live in the tracker config (`anchor_ratios`, `anchor_size`), which the tracker and the training
+objective share; a head only knows how many anchors it predicts per cell (`num_anchors`, k).
+"""
+from __future__ import annotations
+
+from torch import nn
+
+from .correlation import xcorr_depthwise, xcorr_upchannel
+from .registry import register_head
+
+
+def _conv_bn_relu(cin, cout, k):
+    return nn.Sequential(nn.Conv2d(cin, cout, k, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+class _DepthwiseBranch(nn.Module):
+    """3x3 conv + BN + ReLU on each side, per-channel correlation, then 1x1 convs to `out_channels`."""
+
+    def __init__(self, in_channels, channels, out_channels):
+        super().__init__()
+        self.kernel = _conv_bn_relu(in_channels, channels, 3)
+        self.search = _conv_bn_relu(in_channels, channels, 3)
+        self.out = nn.Sequential(nn.Conv2d(channels, channels, 1, bias=False), nn.BatchNorm2d(channels),
+                                 nn.ReLU(inplace=True), nn.Conv2d(channels, out_channels, 1))
+
+    def forward(self, kernel, xf):
+        return self.out(xcorr_depthwise(self.search(xf), kernel))
+
+
+@register_head("rpn_dw")
+class DepthwiseRPN(nn.Module):
+    """Depthwise cross-correlation RPN (SiamRPN++): light, and every op exports to ONNX."""
+
+    def __init__(self, in_channels=256, channels=256, num_anchors=5):
+        super().__init__()
+        self.k = num_anchors
+        self.cls = _DepthwiseBranch(in_channels, channels, 2 * self.k)
+        self.loc = _DepthwiseBranch(in_channels, channels, 4 * self.k)
+
+    def template(self, zf):
+        return self.cls.kernel(zf), self.loc.kernel(zf)
+
+    def forward(self, kernels, xf):
+        return self.cls(kernels[0], xf), self.loc(kernels[1], xf)
+
+
+@register_head("rpn_up")
+class UpChannelRPN(nn.Module):
+    """Up-channel RPN (original SiamRPN): the exemplar branch grows into a bank of 2k and 4k full kernels."""
+
+    def __init__(self, in_channels=256, channels=256, num_anchors=5):
+        super().__init__()
+        self.k = num_anchors
+        self.channels = channels
+        self.cls_kernel = nn.Conv2d(in_channels, channels * 2 * self.k, 3)
+        self.loc_kernel = nn.Conv2d(in_channels, channels * 4 * self.k, 3)
+        self.cls_search = nn.Conv2d(in_channels, channels, 3)
+        self.loc_search = nn.Conv2d(in_channels, channels, 3)
+        # The correlation's scale is arbitrary; a learned 1x1 conv calibrates the offsets (as the original does).
+        self.loc_adjust = nn.Conv2d(4 * self.k, 4 * self.k, 1)
+
+    def template(self, zf):
+        return self.cls_kernel(zf), self.loc_kernel(zf)
+
+    def forward(self, kernels, xf):
+        cls = xcorr_upchannel(self.cls_search(xf), kernels[0], 2 * self.k)
+        loc = xcorr_upchannel(self.loc_search(xf), kernels[1], 4 * self.k)
+        return cls, self.loc_adjust(loc)

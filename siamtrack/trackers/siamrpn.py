@@ -1,0 +1,95 @@
+"""SiamRPN tracking loop (Li et al. 2018) with the post-processing of DESIGN.md section 4.
+
+Per frame and target: one search crop at the current scale (one batched forward pass for all targets), a softmax
+score per anchor, anchor boxes decoded with the predicted offsets, a penalty on size and aspect-ratio change, a
+cosine window for small motion, and the best anchor moves the centre fully and the size by a damped step whose rate
+is the penalised score of that anchor.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..crops import exemplar_size
+from ..models.anchors import anchor_grid, anchor_shapes, check_anchor_count, decode
+from .base import TrackResult, Tracker
+
+
+def _change(r):
+    return np.maximum(r, 1.0 / r)
+
+
+def _padded_size(w, h):
+    # The context-padded side the penalty compares, as the exemplar crop uses: sqrt((w + p)(h + p)), p = (w + h) / 2
+    p = (w + h) / 2
+    return np.sqrt((w + p) * (h + p))
+
+
+class SiamRPNTracker(Tracker):
+    name = "siamrpn"
+
+    def __init__(self, model, cfg, device, crop_on_device=None):
+        super().__init__(model, cfg, device, crop_on_device)
+        self.anchor_shapes = anchor_shapes(cfg.anchor_ratios, cfg.anchor_size)
+        self.stride = model.stride
+        self._grid = {}
+
+    def _geometry(self, response_size):
+        """Anchors (A, 4) in search-crop pixels and the Hann window (A,) for an R x R response."""
+        if response_size not in self._grid:
+            anchors = anchor_grid(self.anchor_shapes, response_size, self.stride, self.cfg.search_size)
+            hann = np.outer(np.hanning(response_size), np.hanning(response_size)).reshape(-1)
+            self._grid[response_size] = (anchors, np.tile(hann, len(self.anchor_shapes)))
+        return self._grid[response_size]
+
+    @torch.inference_mode()
+    def _init(self, frame, boxes):
+        t = self.cfg
+        self.centers = boxes[:, :2] + boxes[:, 2:] / 2
+        self.sizes = boxes[:, 2:].copy()
+        self.pad = self._frame_mean(frame)
+        z_sz = np.array([exemplar_size(w, h, t.context_amount) for w, h in self.sizes])
+        z = self._crop(self._prepare_frame(frame), self.centers, z_sz, t.exemplar_size, self.pad)
+        self.kernels = self.model.template(z)
+
+    @torch.inference_mode()
+    def _update(self, frame):
+        t = self.cfg
+        h, w = frame.shape[:2]
+        z_sz = np.array([exemplar_size(bw, bh, t.context_amount) for bw, bh in self.sizes])
+        x_sz = z_sz * t.search_size / t.exemplar_size
+        x = self._crop(self._prepare_frame(frame), self.centers, x_sz, t.search_size, self.pad)
+        cls, loc = self.model.track(x, self.kernels)
+        check_anchor_count(cls, loc, len(self.anchor_shapes))
+        k, r = cls.shape[0], cls.shape[-1]
+        logits = cls.float().reshape(k, 2, -1)
+        score = torch.softmax(logits, dim=1)[:, 1].cpu().numpy().astype(np.float64)   # (K, A)
+        deltas = loc.float().reshape(k, 4, -1).transpose(1, 2).cpu().numpy().astype(np.float64)  # (K, A, 4)
+        return self._postprocess(score, deltas, x_sz, r, w, h)
+
+    def _postprocess(self, score, deltas, x_sz, response_size, width, height):
+        """score (K, A) target probabilities, deltas (K, A, 4), x_sz (K,) search side in frame pixels."""
+        t = self.cfg
+        anchors, hann = self._geometry(response_size)
+        boxes = decode(deltas, anchors[None])                       # (K, A, 4) cxcywh, crop pixels
+        scale = (x_sz / t.search_size)[:, None]                     # frame pixels per crop pixel
+        pw, ph = boxes[..., 2] * scale, boxes[..., 3] * scale
+        cw, ch = self.sizes[:, 0:1], self.sizes[:, 1:2]
+        s_c = _change(_padded_size(pw, ph) / _padded_size(cw, ch))
+        r_c = _change((cw / ch) / (pw / ph))
+        penalty = np.exp(-(r_c * s_c - 1) * t.penalty_k)
+        pscore = penalty * score * (1 - t.window_influence) + hann[None] * t.window_influence
+        best = np.argmax(pscore, axis=1)
+        rows = np.arange(len(best))
+        lr = penalty[rows, best] * score[rows, best] * t.size_lr
+        disp = (boxes[rows, best, :2] - t.search_size / 2) * scale
+        self.centers = self.centers + disp
+        self.centers[:, 0] = np.clip(self.centers[:, 0], 0, width)
+        self.centers[:, 1] = np.clip(self.centers[:, 1], 0, height)
+        new_w = cw[:, 0] * (1 - lr) + pw[rows, best] * lr
+        new_h = ch[:, 0] * (1 - lr) + ph[rows, best] * lr
+        # Never smaller than min_size (a box that shrinks to nothing cannot recover) nor larger than the frame.
+        self.sizes = np.stack([np.clip(new_w, t.min_size, max(t.min_size, width)),
+                               np.clip(new_h, t.min_size, max(t.min_size, height))], axis=1)
+        out = self._to_boxes(self.centers, self.sizes, width, height)
+        return [TrackResult(box=out[i], score=float(score[i, best[i]])) for i in range(len(best))]

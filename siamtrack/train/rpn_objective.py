@@ -1,0 +1,71 @@
+"""RPN training objective (SiamRPN / SiamRPN++, DESIGN.md section 3).
+
+Per pair, anchors are labelled by IoU with the target box (> 0.6 positive, < 0.3 negative, at most 16 positives in
+64 samples; negative pairs get no positives). Loss = cross-entropy on the sampled anchors, positives and negatives
+weighted half each so that pairs with few positives still teach the target class, plus 1.2 x smooth-L1 on the
+positives' (dx, dy, dw, dh).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .. import boxes as B
+from ..models.anchors import anchor_grid, anchor_shapes, check_anchor_count, encode, label_anchors
+
+LOC_WEIGHT = 1.2
+
+
+class RPNObjective:
+    """`obj(output, box, negative) -> (loss, {name: float})`; output = model(z, x) = (cls, loc), box (B, 4)
+    x, y, w, h in search-crop pixels, negative (B,) 1 for negative pairs."""
+
+    def __init__(self, cfg, model, generator=None):
+        self.shapes = anchor_shapes(cfg.tracker.anchor_ratios, cfg.tracker.anchor_size)
+        self.stride = _unwrap(model).stride
+        self.search_size = cfg.train.search_size
+        self.generator = generator
+        self._anchors = {}
+
+    def anchors(self, response_size, device):
+        key = (response_size, str(device))
+        if key not in self._anchors:
+            grid = anchor_grid(self.shapes, response_size, self.stride, self.search_size)
+            self._anchors[key] = torch.as_tensor(grid, dtype=torch.float32, device=device)
+        return self._anchors[key]
+
+    def __call__(self, output, box, negative):
+        cls, loc = output
+        b, _, r, _ = cls.shape
+        check_anchor_count(cls, loc, len(self.shapes))
+        anchors = self.anchors(r, cls.device)
+        target = torch.as_tensor(B.xywh_to_cxcywh(_numpy(box)), dtype=torch.float32, device=cls.device)
+        negative = torch.as_tensor(_numpy(negative), device=cls.device).reshape(-1)
+        with torch.no_grad():
+            labels = label_anchors(anchors, target, negative, generator=self.generator)
+        # (B, 2, k, R, R) -> (B, A, 2) with A in the anchor order of anchors.py
+        logits = cls.float().reshape(b, 2, -1).transpose(1, 2)
+        deltas = loc.float().reshape(b, 4, -1).transpose(1, 2)
+        pos, neg = labels == 1, labels == 0
+        ce = F.cross_entropy(logits.reshape(-1, 2), labels.clamp(min=0).reshape(-1), reduction="none").reshape(b, -1)
+        cls_pos = ce[pos].mean() if pos.any() else ce.sum() * 0
+        cls_neg = ce[neg].mean() if neg.any() else ce.sum() * 0
+        cls_loss = 0.5 * cls_pos + 0.5 * cls_neg
+        if pos.any():
+            n = anchors.shape[0]
+            goal = encode(target[:, None, :].expand(-1, n, -1)[pos], anchors[None].expand(b, -1, -1)[pos])
+            loc_loss = F.smooth_l1_loss(deltas[pos], goal, reduction="sum") / pos.sum()
+        else:
+            loc_loss = deltas.sum() * 0
+        loss = cls_loss + LOC_WEIGHT * loc_loss
+        return loss, {"loss": float(loss.detach()), "cls": float(cls_loss.detach()), "loc": float(loc_loss.detach()),
+                      "positives": float(pos.sum()) / b}
+
+
+def _unwrap(model):
+    # DistributedDataParallel keeps the SiameseNet in .module
+    return getattr(model, "module", model)
+
+
+def _numpy(t):
+    return t.detach().cpu().double().numpy() if isinstance(t, torch.Tensor) else t
