@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from .errors import SiamtrackError
 
-COMMANDS = ["track", "models", "demo", "benchmark"]
+COMMANDS = ["track", "models", "demo", "benchmark", "train", "speed", "export"]
 
 
 def build_parser():
@@ -30,6 +31,12 @@ def build_parser():
 
 
 def main(argv=None) -> int:
+    # FFmpeg and OpenCV write their own warnings straight to stderr ("moov atom not found"); we report every
+    # failure ourselves in one line, so keep theirs quiet unless the user set a level.
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+    if "OPENCV_LOG_LEVEL" not in os.environ:
+        import cv2
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "_run", None):

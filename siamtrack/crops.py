@@ -70,7 +70,7 @@ def crop_torch(frame_t, centers, sizes, out_size, pad_color):
     centers = torch.as_tensor(np.asarray(centers, dtype=np.float64), dtype=dtype, device=device).reshape(-1, 2)
     sizes = torch.as_tensor(np.asarray(sizes, dtype=np.float64), dtype=dtype, device=device).reshape(-1)
     n = sizes.shape[0]
-    pad = torch.as_tensor(np.asarray(pad_color, dtype=np.float64), dtype=dtype, device=device).view(3, 1, 1)
+    pad = torch.as_tensor(np.array(pad_color, dtype=np.float64), dtype=dtype, device=device).view(3, 1, 1)
     steps = (torch.arange(out_size, dtype=dtype, device=device) + 0.5 - out_size / 2) / out_size  # (out,)
     xs = centers[:, 0:1] + steps[None] * sizes[:, None]  # (N, out) continuous frame coordinates
     ys = centers[:, 1:2] + steps[None] * sizes[:, None]

@@ -14,8 +14,7 @@ import cv2
 import numpy as np
 
 from ..errors import SourceError
-
-IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+from .datasets import IMAGE_EXTS, list_images, read_otb_sequence
 
 
 @dataclass
@@ -24,16 +23,6 @@ class SourceFrame:
     image: "np.ndarray | None"
     name: str
     error: str = ""
-
-
-def natural_key(path):
-    """Sort img2.jpg before img10.jpg: frame names vary across datasets (0001.jpg, img00001.jpg, 00000001.jpg)."""
-    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", Path(path).name)]
-
-
-def list_images(folder):
-    folder = Path(folder)
-    return sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS and p.is_file()), key=natural_key)
 
 
 def read_image(path):
@@ -46,7 +35,7 @@ def read_image(path):
 
 class ImageFolderSource:
     def __init__(self, folder, frames=None, fps=30.0):
-        self.frames = list_images(folder) if frames is None else [Path(f) for f in frames]
+        self.frames = [Path(f) for f in (list_images(folder) if frames is None else frames)]
         if not self.frames:
             raise SourceError(f"no images in folder: {folder}")
         self.init_box = None
@@ -134,7 +123,6 @@ def open_source(spec):
 def _otb_source(folder):
     if not (folder / "groundtruth_rect.txt").is_file():
         return ImageFolderSource(folder / "img")
-    from .datasets import read_otb_sequence
     seq = read_otb_sequence(folder)
     valid = np.flatnonzero(seq.valid)
     src = ImageFolderSource(folder / "img", frames=seq.frames)
