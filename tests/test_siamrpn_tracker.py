@@ -1,0 +1,174 @@
+"""SiamRPNTracker post-processing, checked against head outputs built by hand.
+
+`ColourRPN` stands in for a trained network: it finds the exemplar's colour in each search crop and answers as a
+perfect RPN would (scores from the IoU of each anchor with the found box, exact offsets). The tracker then has to get
+the crop geometry, the anchor layout, the decoding and the update right to follow the target.
+"""
+import numpy as np
+import pytest
+import torch
+
+from siamtrack import boxes as B
+from siamtrack.config import TrackerConfig
+from siamtrack.crops import exemplar_size
+from siamtrack.models.anchors import anchor_grid, anchor_shapes, encode, iou_cxcywh
+from siamtrack.trackers.siamrpn import SiamRPNTracker
+
+CPU = torch.device("cpu")
+
+
+class ColourRPN:
+    stride = 16
+
+    def __init__(self, cfg, response_size=11):
+        self.r = response_size
+        grid = anchor_grid(anchor_shapes(cfg.anchor_ratios, cfg.anchor_size), self.r, self.stride, cfg.search_size)
+        self.anchors = torch.tensor(grid, dtype=torch.float32)
+
+    def template(self, z):
+        c = z.shape[-1] // 2
+        return z[:, :, c, c].clone()            # the colour at the exemplar's centre, one row per target
+
+    def track(self, x, kernels):
+        k = x.shape[0]
+        cls = torch.zeros(k, 2, len(self.anchors))
+        loc = torch.zeros(k, 4, len(self.anchors))
+        for i in range(k):
+            mask = (x[i] - kernels[i][:, None, None]).abs().amax(dim=0) < 20
+            ys, xs = torch.nonzero(mask, as_tuple=True)
+            box = torch.tensor([[(xs.min() + xs.max() + 1) / 2, (ys.min() + ys.max() + 1) / 2,
+                                 xs.max() + 1 - xs.min(), ys.max() + 1 - ys.min()]], dtype=torch.float32)
+            cls[i, 1] = 12 * (iou_cxcywh(self.anchors, box)[0] - 0.5)
+            loc[i] = encode(box.expand(len(self.anchors), 4), self.anchors).T
+        return cls.reshape(k, -1, self.r, self.r), loc.reshape(k, -1, self.r, self.r)
+
+
+def _frame(targets, size=(240, 320), seed=0):
+    """Grey texture with solid coloured rectangles; targets: list of ((x, y, w, h), BGR colour)."""
+    rng = np.random.default_rng(seed)
+    grey = rng.integers(60, 200, size=(size[0] // 4, size[1] // 4), dtype=np.uint8)
+    frame = np.repeat(np.repeat(grey, 4, axis=0), 4, axis=1)[:, :, None].repeat(3, axis=2).copy()
+    for (x, y, w, h), colour in targets:
+        frame[int(round(y)):int(round(y + h)), int(round(x)):int(round(x + w))] = colour
+    return frame
+
+
+RED, GREEN = (0, 0, 255), (0, 255, 0)
+
+
+def _tracker(**kw):
+    cfg = TrackerConfig(type="siamrpn", **kw)
+    return SiamRPNTracker(ColourRPN(cfg), cfg, CPU)
+
+
+def test_follows_a_moving_target():
+    tracker = _tracker()
+    box = np.array([60.0, 80.0, 40.0, 32.0])
+    tracker.init(_frame([(box, RED)]), box)
+    for t in range(1, 30):
+        box = box + [6.0, 2.0 * np.sin(t / 3), 0, 0]
+        res = tracker.update(_frame([(box, RED)], seed=t))
+        assert B.iou(res.box, box) > 0.9, (t, res.box, box)
+        assert res.score > 0.9
+
+
+def test_follows_a_growing_target_with_a_damped_size():
+    tracker = _tracker(size_lr=0.5, penalty_k=0.04)
+    box = np.array([100.0, 80.0, 30.0, 30.0])
+    tracker.init(_frame([(box, RED)]), box)
+    widths = []
+    for t in range(1, 25):
+        box = np.array([100.0 - t, 80.0 - t, 30.0 + 2 * t, 30.0 + 2 * t])
+        res = tracker.update(_frame([(box, RED)], seed=t))
+        widths.append(res.box[2])
+    assert np.all(np.diff(widths) > 0)                  # grows every frame
+    assert widths[-1] < box[2]                          # lags behind the true size (damped update)
+    assert B.iou(res.box, box) > 0.75
+
+
+def test_two_targets_in_one_pass():
+    tracker = _tracker()
+    a, b = np.array([40.0, 40.0, 30.0, 30.0]), np.array([200.0, 150.0, 36.0, 24.0])
+    tracker.init_many(_frame([(a, RED), (b, GREEN)]), [a, b])
+    for t in range(1, 15):
+        a, b = a + [5, 3, 0, 0], b - [4, 2, 0, 0]
+        ra, rb = tracker.update_many(_frame([(a, RED), (b, GREEN)], seed=t))
+        assert B.iou(ra.box, a) > 0.9 and B.iou(rb.box, b) > 0.9
+
+
+class FixedOutput:
+    """Returns given head outputs: for checks of one post-processing step by hand."""
+    stride = 16
+
+    def __init__(self, cls, loc):
+        self.cls, self.loc = cls, loc
+
+    def template(self, z):
+        return torch.zeros(len(z), 1)
+
+    def track(self, x, kernels):
+        return self.cls, self.loc
+
+
+def _one_step(score_at, deltas, cfg, box=(80.0, 80.0, 40.0, 40.0)):
+    """Track one frame where the head scores the anchors of `score_at` {index: prob} and predicts `deltas`."""
+    r, a = 11, 5 * 11 * 11
+    p = np.full(a, 0.01)
+    for i, v in score_at.items():
+        p[i] = v
+    logit = torch.tensor(np.log(p / (1 - p)), dtype=torch.float32)
+    cls = torch.stack([torch.zeros(a), logit]).reshape(1, 10, r, r)
+    loc = torch.tensor(np.asarray(deltas, dtype=np.float32).T.copy()).reshape(1, 20, r, r)
+    tracker = SiamRPNTracker(FixedOutput(cls, loc), cfg, CPU)
+    frame = np.zeros((400, 400, 3), np.uint8)
+    tracker.init(frame, box)
+    return tracker.update(frame)
+
+
+def test_one_step_by_hand():
+    cfg = TrackerConfig(type="siamrpn", window_influence=0.0, penalty_k=0.04, size_lr=0.3)
+    # the square anchor (index 2) of cell (y 5, x 7): 2 cells right of the centre
+    idx = (2 * 11 + 5) * 11 + 7
+    deltas = np.zeros((5 * 11 * 11, 4))
+    deltas[idx] = [0.25, -0.125, np.log(1.5), 0.0]
+    res = _one_step({idx: 0.8}, deltas, cfg)
+    scale = exemplar_size(40, 40) * 255 / 127 / 255              # frame pixels per search-crop pixel
+    cx = 100 + (2 * 16 + 0.25 * 64) * scale
+    cy = 100 - 0.125 * 64 * scale
+    pw, ph = 96 * scale, 64 * scale
+    s = np.sqrt((pw + (pw + ph) / 2) * (ph + (pw + ph) / 2)) / np.sqrt(80 * 80)
+    r = (40 / 40) / (pw / ph)
+    penalty = np.exp(-(max(r, 1 / r) * max(s, 1 / s) - 1) * 0.04)
+    lr = penalty * 0.8 * 0.3
+    w, h = 40 * (1 - lr) + pw * lr, 40 * (1 - lr) + ph * lr
+    np.testing.assert_allclose(res.box, [cx - w / 2, cy - h / 2, w, h], rtol=1e-5)
+    assert res.score == pytest.approx(0.8, abs=1e-6)      # the raw score of the chosen anchor
+
+
+def test_penalty_prefers_small_changes_and_window_prefers_small_motion():
+    r = 11
+    centre_square = (2 * 11 + 5) * 11 + 5
+    far_square = (2 * 11 + 5) * 11 + 10
+    thin_centre = (0 * 11 + 5) * 11 + 5                   # ratio 0.33: a big change of aspect from the square box
+    zeros = np.zeros((5 * r * r, 4))
+    cfg = TrackerConfig(type="siamrpn", window_influence=0.0, penalty_k=0.2)
+    res = _one_step({centre_square: 0.7, thin_centre: 0.75}, zeros, cfg)
+    assert res.score == pytest.approx(0.7, abs=1e-6)       # the penalty beat a slightly higher raw score
+    cfg = TrackerConfig(type="siamrpn", window_influence=0.45, penalty_k=0.04)
+    res = _one_step({centre_square: 0.7, far_square: 0.9}, zeros, cfg)
+    assert res.score == pytest.approx(0.7, abs=1e-6)       # the window beat a far jump
+    cfg = TrackerConfig(type="siamrpn", window_influence=0.0, penalty_k=0.04)
+    res = _one_step({centre_square: 0.7, far_square: 0.9}, zeros, cfg)
+    assert res.score == pytest.approx(0.9, abs=1e-6)
+
+
+def test_size_stays_within_bounds():
+    cfg = TrackerConfig(type="siamrpn", window_influence=0.0, size_lr=1.0, penalty_k=0.0, min_size=10)
+    idx = (2 * 11 + 5) * 11 + 5
+    deltas = np.zeros((5 * 11 * 11, 4))
+    deltas[idx, 2:] = np.log(0.01)                        # the head says: a hundred times smaller
+    res = _one_step({idx: 0.999999}, deltas, cfg)
+    assert res.box[2] == pytest.approx(10) and res.box[3] == pytest.approx(10)
+    deltas[idx, 2:] = np.log(100.0)                       # ... or a hundred times larger than the 400 px frame
+    res = _one_step({idx: 0.999999}, deltas, cfg)
+    assert res.box[2] == pytest.approx(400) and res.box[3] == pytest.approx(400)
