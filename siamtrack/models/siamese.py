@@ -46,6 +46,12 @@ class SiameseNet(nn.Module):
     def forward(self, z, x):
         return self.head(self.head.template(self.embed(z, is_template=True)), self.embed(x))
 
+    def forward_from_trunk(self, zf, xf):
+        """`forward` from backbone features already computed (training on a cached frozen trunk)."""
+        if self.neck is not None:
+            zf, xf = self.neck(zf, is_template=True), self.neck(xf)
+        return self.head(self.head.template(zf), xf)
+
 
 def _batch_of(kernels):
     if isinstance(kernels, (tuple, list)):

@@ -1,0 +1,75 @@
+"""Training with a frozen trunk on cached features.
+
+When the whole backbone stays frozen (an ImageNet-pretrained trunk, as for siamrpn-lite), its output for a pair never
+changes during training, so it is computed once: `build_trunk_cache` runs the pair sampler for `pairs` pairs and keeps
+the backbone features of both crops (float16), and `CachedPairs` serves them to the trainer, which then only runs the
+neck and the head. On this project's two-core CPU that turns a few pairs per second into hundreds, at the price of a
+fixed bank of augmentations instead of fresh ones every epoch.
+
+The bank is saved beside the run (`trunk_cache.pt`, weights_only-loadable tensors) so `--resume` does not rebuild it.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from ..data.pairs import worker_init
+
+CACHE_VERSION = 1
+
+
+def trunk_frozen(model, frozen_prefixes) -> bool:
+    """True when every backbone parameter is under a frozen prefix for the whole run."""
+    names = [n for n, _ in model.backbone.named_parameters()]
+    return bool(names) and all(any(n == p or n.startswith(p + ".") for p in frozen_prefixes) for n in names)
+
+
+@torch.inference_mode()
+def build_trunk_cache(model, dataset, pairs, batch_size, workers, device, path=None):
+    """-> {"zf", "xf" (float16), "box" (float32), "negative" (float32)} for `pairs` pairs of `dataset` (epoch 0)."""
+    path = Path(path) if path else None
+    if path is not None and path.is_file():
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+        if blob.get("version") == CACHE_VERSION and blob["box"].shape[0] >= pairs:
+            return blob
+    dataset.set_epoch(0)
+    subset = torch.utils.data.Subset(dataset, range(pairs)) if pairs < len(dataset) else dataset
+    loader = DataLoader(subset, batch_size=batch_size, shuffle=False, num_workers=workers,
+                        worker_init_fn=worker_init if workers else None, prefetch_factor=4 if workers else None)
+    backbone = model.backbone
+    was_training = backbone.training
+    backbone.eval()
+    zs, xs, boxes, negs = [], [], [], []
+    t0 = time.monotonic()
+    for z, x, box, negative in tqdm(loader, desc="caching trunk features", file=sys.stderr, mininterval=30):
+        zs.append(backbone(z.to(device)).to("cpu", torch.float16))
+        xs.append(backbone(x.to(device)).to("cpu", torch.float16))
+        boxes.append(box.float())
+        negs.append(negative.float())
+    backbone.train(was_training)
+    blob = {"version": CACHE_VERSION, "zf": torch.cat(zs), "xf": torch.cat(xs), "box": torch.cat(boxes),
+            "negative": torch.cat(negs)}
+    print(f"cached trunk features of {len(blob['box'])} pairs in {time.monotonic() - t0:.0f} s", file=sys.stderr)
+    if path is not None:
+        tmp = path.with_name(path.name + ".tmp")
+        torch.save(blob, tmp)
+        tmp.replace(path)
+    return blob
+
+
+class CachedPairs(Dataset):
+    """Serves (zf, xf, box, negative) from a cache; the trainer feeds them to `SiameseNet.forward_from_trunk`."""
+
+    def __init__(self, blob):
+        self.zf, self.xf, self.box, self.negative = blob["zf"], blob["xf"], blob["box"], blob["negative"]
+
+    def __len__(self):
+        return self.box.shape[0]
+
+    def __getitem__(self, i):
+        return self.zf[i].float(), self.xf[i].float(), self.box[i], self.negative[i]
