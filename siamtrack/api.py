@@ -20,8 +20,9 @@ def make_tracker(model, cfg, device, **kwargs):
     raise ConfigError(f"unknown tracker type {kind!r}")
 
 
-def load_model(name_or_path, device="auto"):
-    """-> (model in eval mode on the device, ExperimentConfig, checkpoint meta)."""
+def load_model(name_or_path, device="auto", backend=None, precision="fp32"):
+    """-> (model in eval mode on the device, ExperimentConfig, checkpoint meta). With `backend` ("torch" or
+    "onnxruntime", see siamtrack.runtime) the model comes wrapped in that inference backend."""
     path, name = zoo.resolve(name_or_path)
     if name is not None and not path.is_file():
         raise CheckpointError(f"weights for {name} are not installed (expected {path}); "
@@ -39,11 +40,16 @@ def load_model(name_or_path, device="auto"):
         raise CheckpointError(f"{path}: {e}") from None
     load_weights(model, blob["model"], path)
     model.eval().to(dev)
+    if backend is not None:
+        from .runtime import make_backend
+        model = make_backend(model, cfg, dev, backend, precision, cache_key=sha256_of(path)[:16])
     return model, cfg, blob.get("meta", {})
 
 
-def load_tracker(name_or_path=None, device="auto", **kwargs):
+def load_tracker(name_or_path=None, device="auto", backend="torch", precision="fp32", **kwargs):
     """A ready tracker: `load_tracker("siamfc-alexnet")` or `load_tracker("run/best.pth", device="cpu")`.
-    With no name, the best shipped model."""
-    model, cfg, _ = load_model(name_or_path or zoo.default_model(), device)
-    return make_tracker(model, cfg, next(model.parameters()).device, **kwargs)
+    With no name, the best shipped model. `backend` "torch" (BatchNorm folded, channels-last; `precision` fp32 or
+    bf16) or "onnxruntime" (exports into a cache the first time; also accepts a `siamtrack export` folder)."""
+    from .runtime import load_backend
+    net, cfg = load_backend(name_or_path or zoo.default_model(), device, backend, precision)
+    return make_tracker(net, cfg, net.device, **kwargs)

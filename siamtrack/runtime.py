@@ -1,0 +1,222 @@
+"""Inference backends: what a tracker calls as `self.model`.
+
+A backend has the SiameseNet contract the trackers use, `template(z) -> kernels`, `track(x, kernels) -> output` and
+`stride`, plus `embed(x)` (the search branch alone, for the speed command's per-stage timing). Kernels and outputs
+are torch tensors or tuples of them, as the model's head returns them; outputs are float32.
+
+- `TorchBackend`: eval mode, BatchNorm folded into the convolutions, channels-last, inference mode, and bf16 autocast
+  when the CPU has native bf16 (checked at run time; otherwise fp32 with a warning, because emulated bf16 is slower).
+- `OnnxBackend`: the graphs written by `siamtrack.export`, run by onnxruntime (an optional extra, imported lazily).
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from contextlib import nullcontext
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .errors import ConfigError, SiamtrackError
+from .models.fuse import fold_siamese
+
+BACKENDS = ("torch", "onnxruntime")
+PRECISIONS = ("fp32", "bf16")
+
+
+def native_bf16_supported(device) -> bool:
+    """True where bf16 matrix math runs in hardware: AVX512-BF16/AMX on x86 (oneDNN's own check), or a CUDA device
+    that supports it."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type != "cpu":
+        return False
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def check_choice(value, allowed, what):
+    if value not in allowed:
+        raise ConfigError(f"unknown {what} {value!r}: use one of {', '.join(allowed)}")
+    return value
+
+
+def _map(fn, value):
+    if isinstance(value, (tuple, list)):
+        return type(value)(_map(fn, v) for v in value)
+    return fn(value)
+
+
+def _flatten(value):
+    return list(value) if isinstance(value, (tuple, list)) else [value]
+
+
+class TorchBackend:
+    """A SiameseNet prepared for inference. `emulate_bf16` forces bf16 on hardware without native support (tests use
+    it to check bf16 numerics anywhere; it is slow)."""
+
+    name = "torch"
+
+    def __init__(self, model, device, precision="fp32", channels_last=True, fold_bn=True,
+                 exemplar_size=127, search_size=255, emulate_bf16=False):
+        check_choice(precision, PRECISIONS, "precision")
+        self.device = torch.device(device)
+        model = model.to(self.device).eval()
+        if fold_bn:
+            model = fold_siamese(model, exemplar_size, search_size, self.device)
+        self.channels_last = channels_last
+        if channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        self.model = model
+        if precision == "bf16" and not (native_bf16_supported(self.device) or emulate_bf16):
+            warnings.warn(f"bf16 requested but this {self.device.type} has no native bf16 support "
+                          f"(cpu capability {torch.backends.cpu.get_cpu_capability()}); running fp32", stacklevel=2)
+            precision = "fp32"
+        self.precision = precision
+
+    @property
+    def stride(self):
+        return self.model.stride
+
+    def _autocast(self):
+        if self.precision == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return nullcontext()
+
+    def _input(self, t):
+        t = t.to(self.device)
+        return t.contiguous(memory_format=torch.channels_last) if self.channels_last else t
+
+    @torch.inference_mode()
+    def template(self, z):
+        with self._autocast():
+            return self.model.template(self._input(z))
+
+    @torch.inference_mode()
+    def embed(self, x):
+        with self._autocast():
+            return self.model.embed(self._input(x))
+
+    @torch.inference_mode()
+    def track(self, x, kernels):
+        with self._autocast():
+            out = self.model.track(self._input(x), kernels)
+        return _map(lambda t: t.float(), out)
+
+
+def _import_onnxruntime():
+    try:
+        import onnxruntime
+    except ImportError:
+        raise SiamtrackError("the onnxruntime backend needs the optional extra: pip install 'siamtrack[export]'") \
+            from None
+    return onnxruntime
+
+
+class OnnxBackend:
+    """Runs an export folder (template.onnx, track.onnx, backbone.onnx, export.json) with onnxruntime on the CPU."""
+
+    name = "onnxruntime"
+
+    def __init__(self, directory, threads=None):
+        ort = _import_onnxruntime()
+        from .export import read_export_info
+        self.directory = Path(directory)
+        self.info = read_export_info(self.directory)
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = int(threads or torch.get_num_threads())
+        opts.inter_op_num_threads = 1
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+
+        def session(name):
+            return ort.InferenceSession(str(self.directory / name), opts, providers=["CPUExecutionProvider"])
+
+        self._template = session(self.info["files"]["template"])
+        self._track = session(self.info["files"]["track"])
+        self._backbone = session(self.info["files"]["backbone"])
+        self.device = torch.device("cpu")
+        self.precision = "fp32"
+
+    @property
+    def stride(self):
+        return self.info["stride"]
+
+    @staticmethod
+    def _np(t):
+        return np.ascontiguousarray(t.detach().cpu().float().numpy())
+
+    def template(self, z):
+        outs = self._template.run(None, {"z": self._np(z)})
+        kernels = [torch.from_numpy(o) for o in outs]
+        return kernels[0] if not self.info["kernels_tuple"] else tuple(kernels)
+
+    def embed(self, x):
+        return torch.from_numpy(self._backbone.run(None, {"x": self._np(x)})[0])
+
+    def track(self, x, kernels):
+        flat = _flatten(kernels)
+        n = x.shape[0]
+        k = flat[0].shape[0]
+        # The track graph takes one kernel per search crop: repeat each target's kernels over its scales.
+        if k != n:
+            flat = [t.repeat_interleave(n // k, dim=0) for t in flat]
+        feeds = {"x": self._np(x)}
+        feeds.update({f"kernel{i}": self._np(t) for i, t in enumerate(flat)})
+        outs = [torch.from_numpy(o) for o in self._track.run(None, feeds)]
+        return outs[0] if not self.info["outputs_tuple"] else tuple(outs)
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("SIAMTRACK_CACHE") or Path.home() / ".cache" / "siamtrack")
+
+
+def make_backend(model, cfg, device, backend="torch", precision="fp32", threads=None, cache_key=None, **kwargs):
+    """Wrap a loaded SiameseNet in the chosen backend. The onnxruntime backend exports the model into the cache
+    (keyed by `cache_key`, e.g. the checkpoint's sha256) the first time and reuses the export afterwards."""
+    check_choice(backend, BACKENDS, "backend")
+    check_choice(precision, PRECISIONS, "precision")
+    if backend == "torch":
+        return TorchBackend(model, device, precision, exemplar_size=cfg.tracker.exemplar_size,
+                            search_size=cfg.tracker.search_size, **kwargs)
+    if precision != "fp32":
+        raise ConfigError("the onnxruntime backend runs fp32 only; use --backend torch for bf16")
+    _import_onnxruntime()
+    from .export import VERSION, export_onnx, is_export_dir
+    if cache_key is None:
+        # Nothing identifies these weights: export afresh into a folder of its own.
+        out = Path(tempfile.mkdtemp(prefix="siamtrack-onnx-"))
+        export_onnx(model, cfg, out)
+    else:
+        out = cache_dir() / "onnx" / f"{cache_key}-v{VERSION}"
+        if not is_export_dir(out):
+            export_onnx(model, cfg, out)
+    return OnnxBackend(out, threads)
+
+
+def load_backend(name_or_path, device="auto", backend="torch", precision="fp32"):
+    """-> (backend, ExperimentConfig) from a zoo name, a checkpoint or, for onnxruntime, a `siamtrack export` folder.
+    onnxruntime uses as many threads as torch (torch.set_num_threads)."""
+    check_choice(backend, BACKENDS, "backend")
+    from .export import is_export_dir
+    if backend == "onnxruntime" and is_export_dir(name_or_path):
+        check_choice(precision, ("fp32",), "precision for the onnxruntime backend")
+        return OnnxBackend(name_or_path), load_export_config(name_or_path)
+    from .api import load_model
+    net, cfg, _ = load_model(name_or_path, device, backend=backend, precision=precision)
+    return net, cfg
+
+
+def load_export_config(directory):
+    """The ExperimentConfig stored in an export folder."""
+    from .config import config_from_dict
+    from .export import read_export_info
+    return config_from_dict(read_export_info(directory)["config"])
+
+
+__all__ = ["TorchBackend", "OnnxBackend", "make_backend", "native_bf16_supported", "load_export_config",
+           "BACKENDS", "PRECISIONS"]

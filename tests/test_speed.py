@@ -1,0 +1,83 @@
+"""The speed command: runs end to end, writes JSON with exactly the documented keys, counts FLOPs from the model,
+and rejects bad input with exit code 2. No timing is asserted: only structure and counts."""
+import json
+
+import pytest
+import torch
+
+from siamtrack.cli import main
+from siamtrack.commands.speed import count_gflops, generated_frames, initial_boxes
+from siamtrack.config import load_config
+from siamtrack.models import build_model
+
+KEYS = {"model", "backend", "precision", "threads", "targets", "fps", "ms", "gflops_per_frame", "achieved_gflops",
+        "gemm_gflops"}
+STAGES = {"crop", "backbone", "head", "post", "total"}
+
+
+def _speed(tmp_path, *extra):
+    out = tmp_path / "speed.json"
+    rc = main(["speed", "--model", "siamfc-alexnet", "--random-init", "--frames", "5", "--warmup", "1",
+               "--threads", "1", "--json", str(out), *extra])
+    assert rc == 0
+    return json.loads(out.read_text())
+
+
+def test_speed_writes_exact_keys(tmp_path, capsys):
+    r = _speed(tmp_path, "--frame-size", "320x240")
+    assert set(r) == KEYS
+    assert set(r["ms"]) == STAGES
+    assert (r["backend"], r["precision"], r["threads"], r["targets"]) == ("torch", "fp32", 1, 1)
+    assert all(v >= 0 for v in r["ms"].values()) and r["ms"]["total"] > 0
+    assert r["fps"] == pytest.approx(1000 / r["ms"]["total"])
+    # SiamFC-AlexNet search branch: about 5.4 GFLOPs per 255 crop, three scales per frame
+    assert 15.5 < r["gflops_per_frame"] < 17.5
+    assert r["achieved_gflops"] == pytest.approx(r["gflops_per_frame"] * r["fps"])
+    assert r["gemm_gflops"]["fp32"] > 0
+    assert "x the limit" in capsys.readouterr().out
+
+
+def test_speed_many_targets_and_onnxruntime(tmp_path, monkeypatch):
+    pytest.importorskip("onnxruntime")
+    monkeypatch.setenv("SIAMTRACK_CACHE", str(tmp_path / "cache"))
+    r = _speed(tmp_path, "--backend", "onnxruntime", "--targets", "2", "--frame-size", "400x300")
+    assert (r["backend"], r["targets"]) == ("onnxruntime", 2)
+    assert 31 < r["gflops_per_frame"] < 35
+
+
+def test_flops_scale_with_crops():
+    cfg = load_config("experiments/siamfc_alexnet.yaml")
+    model = build_model(cfg.model).eval()
+    z = torch.zeros(1, 3, 127, 127)
+    one = count_gflops(model, z, torch.zeros(1, 3, 255, 255))
+    three = count_gflops(model, z, torch.zeros(3, 3, 255, 255))
+    assert 5.0 < one < 5.8 and three == pytest.approx(3 * one)
+
+
+def test_generated_frames_keep_the_target_size():
+    small, gs, _ = generated_frames(3, 320, 240)
+    big, gb, _ = generated_frames(3, 1920, 1080)
+    assert small[0].shape == (240, 320, 3) and big[0].shape == (1080, 1920, 3)
+    assert (gs[:, 2:] == gb[:, 2:]).all()
+    boxes = initial_boxes(gs[0], 16, 320, 240)
+    assert len(boxes) == 16 and all(0 <= b[0] <= 320 - b[2] and 0 <= b[1] <= 240 - b[3] for b in boxes)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--frame-size", "10x10"], "at least 64x64"),
+    (["--frame-size", "big"], "1920x1080"),
+    (["--frames", "0"], "at least 1"),
+    (["--backend", "onnxruntime", "--precision", "bf16"], "fp32 only"),
+])
+def test_speed_bad_input_exits_2(args, message, capsys):
+    rc = main(["speed", "--model", "siamfc-alexnet", "--random-init", *args])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_speed_refuses_to_overwrite_json(tmp_path, capsys):
+    out = tmp_path / "speed.json"
+    out.write_text("{}")
+    assert main(["speed", "--model", "siamfc-alexnet", "--random-init", "--json", str(out)]) == 2
+    assert out.read_text() == "{}"
