@@ -1,7 +1,7 @@
 """SiamRPNTracker post-processing, checked against head outputs built by hand.
 
 `ColourRPN` stands in for a trained network: it finds the exemplar's colour in each search crop and answers as a
-perfect RPN would (scores from the IoU of each anchor with the found box, exact offsets). The tracker then has to get
+perfect RPN would (scores from the IoU of each anchor with the found box, exact offsets for the anchors that overlap it). The tracker then has to get
 the crop geometry, the anchor layout, the decoding and the update right to follow the target.
 """
 import numpy as np
@@ -36,10 +36,15 @@ class ColourRPN:
         for i in range(k):
             mask = (x[i] - kernels[i][:, None, None]).abs().amax(dim=0) < 20
             ys, xs = torch.nonzero(mask, as_tuple=True)
+            if len(xs) == 0:                    # the target left the crop: nothing scores
+                cls[i, 1] = -6.0
+                continue
             box = torch.tensor([[(xs.min() + xs.max() + 1) / 2, (ys.min() + ys.max() + 1) / 2,
                                  xs.max() + 1 - xs.min(), ys.max() + 1 - ys.min()]], dtype=torch.float32)
-            cls[i, 1] = 12 * (iou_cxcywh(self.anchors, box)[0] - 0.5)
-            loc[i] = encode(box.expand(len(self.anchors), 4), self.anchors).T
+            iou = iou_cxcywh(self.anchors, box)[0]
+            cls[i, 1] = 12 * (iou - 0.5)
+            # offsets only where an anchor overlaps the target, as a trained head would know them
+            loc[i] = (encode(box.expand(len(self.anchors), 4), self.anchors) * (iou > 0.4)[:, None]).T
         return cls.reshape(k, -1, self.r, self.r), loc.reshape(k, -1, self.r, self.r)
 
 
@@ -172,3 +177,52 @@ def test_size_stays_within_bounds():
     deltas[idx, 2:] = np.log(100.0)                       # ... or a hundred times larger than the 400 px frame
     res = _one_step({idx: 0.999999}, deltas, cfg)
     assert res.box[2] == pytest.approx(400) and res.box[3] == pytest.approx(400)
+
+
+# -- siamtrack tune: the grid search over these constants ------------------------------------------------------------
+
+def _synthetic_otb(root, n_seq=2, n_frames=10):
+    import cv2
+    for s in range(n_seq):
+        d = root / f"Seq{s}"
+        (d / "img").mkdir(parents=True)
+        box = np.array([20.0 + 10 * s, 40.0, 36.0, 30.0])
+        lines = []
+        for t in range(n_frames):
+            b = box + [20.0 * t, 3.0 * t, 0, 0]
+            cv2.imwrite(str(d / "img" / f"{t + 1:04d}.png"), _frame([(b, RED)], seed=t))
+            lines.append(",".join(f"{v:g}" for v in b + [1, 1, 0, 0]))   # OTB files are 1-based
+        (d / "groundtruth_rect.txt").write_text("\n".join(lines) + "\n")
+
+
+def test_tune_grid_ranks_combinations(tmp_path):
+    from siamtrack.commands.tune import parse_grid, run_grid, write_table
+    from siamtrack.config import ComponentConfig, ExperimentConfig, ModelConfig
+    from siamtrack.data.datasets import open_dataset
+    from siamtrack.errors import ConfigError
+
+    _synthetic_otb(tmp_path / "data")
+    seqs = open_dataset(tmp_path / "data")
+    cfg = ExperimentConfig(name="t", model=ModelConfig(backbone=ComponentConfig("none"), head=ComponentConfig("none")),
+                           tracker=TrackerConfig(type="siamrpn"))
+    grid = parse_grid(["window_influence=0.3,0.999", "size_lr=0.4"], cfg.tracker)
+    assert grid == {"window_influence": [0.3, 0.999], "size_lr": [0.4]}
+    rows = run_grid(ColourRPN(cfg.tracker), cfg, CPU, seqs, grid)
+    assert len(rows) == 2 and rows[0]["auc"] >= rows[1]["auc"]
+    # a window that outweighs the scores pins the box to the crop centre: it cannot keep up with the motion
+    assert rows[0]["window_influence"] == 0.3 and rows[0]["auc"] > 0.7 and rows[1]["auc"] < rows[0]["auc"] - 0.05
+    write_table(rows, tmp_path / "t.csv")
+    assert (tmp_path / "t.csv").read_text().splitlines()[0] == "window_influence,size_lr,auc,precision_20,fps"
+    with pytest.raises(ConfigError, match="not a numeric tracker constant"):
+        parse_grid(["type=1,2"], cfg.tracker)
+    with pytest.raises(ConfigError, match="KEY=V1"):
+        parse_grid(["penalty_k"], cfg.tracker)
+    with pytest.raises(ConfigError, match="not a number"):
+        parse_grid(["penalty_k=0.1,abc"], cfg.tracker)
+
+
+def test_tune_refuses_test_splits(tmp_path, capsys):
+    from siamtrack.cli import main
+    assert main(["tune", "--model", str(tmp_path / "m.pth"), "--data", str(tmp_path), "--split", "test"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "refusing to tune on split 'test'" in err[0]
