@@ -1,6 +1,8 @@
 """Build trackers from zoo names or checkpoint files."""
 from __future__ import annotations
 
+import dataclasses
+
 from .checkpoint import config_of, load_checkpoint, load_weights, sha256_of
 from .device import pick_device
 from .errors import CheckpointError, ConfigError
@@ -20,6 +22,18 @@ def make_tracker(model, cfg, device, **kwargs):
     raise ConfigError(f"unknown tracker type {kind!r}")
 
 
+def without_pretrained(model_cfg):
+    """The checkpoint holds every weight: no part should fetch its initial weights (e.g. ImageNet) again, which
+    would also make tracking depend on a training-only package."""
+    parts = {}
+    for name in ("backbone", "neck", "head"):
+        part = getattr(model_cfg, name)
+        if part is not None and part.args.get("pretrained"):
+            part = dataclasses.replace(part, args={**part.args, "pretrained": False})
+        parts[name] = part
+    return dataclasses.replace(model_cfg, **parts)
+
+
 def load_model(name_or_path, device="auto", backend=None, precision="fp32"):
     """-> (model in eval mode on the device, ExperimentConfig, checkpoint meta). With `backend` ("torch" or
     "onnxruntime", see siamtrack.runtime) the model comes wrapped in that inference backend."""
@@ -35,7 +49,7 @@ def load_model(name_or_path, device="auto", backend=None, precision="fp32"):
     blob = load_checkpoint(path)
     cfg = config_of(blob, path)
     try:
-        model = build_model(cfg.model)
+        model = build_model(without_pretrained(cfg.model))
     except ConfigError as e:
         raise CheckpointError(f"{path}: {e}") from None
     load_weights(model, blob["model"], path)

@@ -50,6 +50,10 @@ class TrackerConfig:
     penalty_k: float = 0.04
     size_lr: float = 0.3
     min_size: float = 10.0
+    # RPN anchors (k = len(anchor_ratios) per response cell; height / width = ratio; area anchor_size^2 in
+    # search-crop pixels). Kept here, not in the model, so inference backends that wrap the network still decode it.
+    anchor_ratios: list = field(default_factory=lambda: [0.33, 0.5, 1.0, 2.0, 3.0])
+    anchor_size: float = 64.0
 
 
 @dataclass
@@ -66,6 +70,10 @@ class TrainConfig:
     grad_clip: float = 10.0
     positive_radius: float = 16.0   # pixels in the search crop (2 cells at stride 8)
     negative_pair_prob: float = 0.0
+    # Target displacement and stretch in the search crop: RPN heads need shifts of tens of pixels or they learn that
+    # the target always sits in the middle.
+    search_shift: float = 8.0
+    search_stretch: float = 0.05
     static_image_prob: float = 0.2
     backbone_lr_mult: float = 1.0
     freeze_backbone_epochs: int = 0
