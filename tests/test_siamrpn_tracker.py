@@ -1,8 +1,9 @@
 """SiamRPNTracker post-processing, checked against head outputs built by hand.
 
 `ColourRPN` stands in for a trained network: it finds the exemplar's colour in each search crop and answers as a
-perfect RPN would (scores from the IoU of each anchor with the found box, exact offsets for the anchors that overlap it). The tracker then has to get
-the crop geometry, the anchor layout, the decoding and the update right to follow the target.
+good RPN would (scores from the IoU of each anchor with the found box, exact offsets for the anchors that overlap
+it). The tracker then has to get the crop geometry, the anchor layout, the decoding and the update right to follow
+the target.
 """
 import numpy as np
 import pytest
