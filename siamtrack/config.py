@@ -81,6 +81,7 @@ class TrainConfig:
     workers: int = 2
     amp_bf16: bool = False
     checkpoint_minutes: float = 5.0
+    val_max_frames: int = 150       # epoch-end validation tracks only the first frames of each sequence
     seed: int = 0
 
 

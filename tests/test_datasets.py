@@ -145,3 +145,41 @@ def test_shared_sot_splits_and_one_based_conversion():
     first = [float(v) for v in (SOT / "Couple" / "groundtruth_rect.txt").read_text().splitlines()[0].split(",")]
     np.testing.assert_allclose(s.boxes[0], [first[0] - 1, first[1] - 1, first[2], first[3]])
     assert len(s) == len(s.boxes)
+
+
+def test_yolo_and_coco_static_images(tmp_path):
+    import json
+
+    from siamtrack.data.static import open_static, read_coco
+
+    images = tmp_path / "images" / "train2017"
+    write_frames(images, ["a.jpg", "b.jpg", "nolabel.jpg"], size=(100, 200))
+    # a: one good box and one 4-px speck that is dropped; b: only a speck -> image skipped; orphan label ignored
+    write_lines(tmp_path / "labels" / "train2017" / "a.txt", ["0 0.5 0.5 0.2 0.3", "1 0.1 0.1 0.02 0.04"])
+    write_lines(tmp_path / "labels" / "train2017" / "b.txt", ["0 0.5 0.5 0.01 0.01"])
+    write_lines(tmp_path / "labels" / "train2017" / "orphan.txt", ["0 0.5 0.5 0.2 0.3"])
+    items = open_static(tmp_path)
+    assert [Path(p).name for p, _ in items] == ["a.jpg"]
+    np.testing.assert_allclose(items[0][1], [[80, 35, 40, 30]])
+    coco = {"images": [{"id": 1, "file_name": "a.jpg", "width": 200, "height": 100},
+                       {"id": 2, "file_name": "missing.jpg", "width": 200, "height": 100}],
+            "annotations": [{"image_id": 1, "bbox": [80, 35, 40, 30], "iscrowd": 0},
+                            {"image_id": 1, "bbox": [0, 0, 150, 90], "iscrowd": 1},
+                            {"image_id": 2, "bbox": [80, 35, 40, 30], "iscrowd": 0}]}
+    (tmp_path / "instances.json").write_text(json.dumps(coco))
+    items = read_coco(tmp_path / "instances.json", images)
+    assert len(items) == 1 and items[0][1].tolist() == [[80, 35, 40, 30]]
+    with pytest.raises(DatasetError):
+        open_static(tmp_path / "nowhere")
+
+
+@pytest.mark.skipif(not (SHARED / "data" / "coco128").is_dir(), reason="../shared/data/coco128 is absent")
+def test_shared_coco128_yolo_and_json_agree():
+    from siamtrack.data.static import open_static, read_coco
+
+    root = SHARED / "data" / "coco128"
+    yolo = dict(open_static(root))
+    coco = dict(read_coco(root / "coco_json" / "instances_train2017.json", root / "images" / "train2017"))
+    assert yolo.keys() == coco.keys() and len(yolo) > 100
+    for k in yolo:
+        np.testing.assert_allclose(yolo[k], coco[k], atol=0.5)

@@ -1,0 +1,151 @@
+"""Training pairs: (exemplar crop, search crop, target box in the search crop, negative flag).
+
+Every item is drawn from its own generator seeded by (seed, epoch, index), so an item does not depend on which worker
+makes it or on what came before it: a run resumed at step k sees exactly the pairs an uninterrupted run would.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset, DistributedSampler
+
+from .augment import CropParams, augmented_crop, color_jitter
+from ..errors import DatasetError
+
+STATIC_STRETCH = 0.15  # two views of one still image need more geometric difference than two video frames
+
+
+class PairDataset(Dataset):
+    def __init__(self, sequences, cfg, static=None, seed=0, pairs=None):
+        """sequences: list of `Sequence`; cfg: ExperimentConfig; static: list of (image path, boxes) or None."""
+        t = cfg.train
+        self.cfg = cfg
+        self.seed = int(seed)
+        self.epoch = 0
+        self.pairs = int(pairs if pairs is not None else t.pairs_per_epoch)
+        self.exemplar_size = cfg.tracker.exemplar_size
+        self.search_size = t.search_size
+        self.context = cfg.tracker.context_amount
+        self.max_gap = int(t.max_frame_gap)
+        self.static = [(p, b) for p, b in (static or []) if len(b)]
+        # One entry per sequence with at least two valid frames; weight = number of valid frames.
+        self.sequences, self.valid_idx = [], []
+        for s in sequences:
+            idx = np.flatnonzero(s.valid)
+            if len(idx) >= 2:
+                self.sequences.append(s)
+                self.valid_idx.append(idx)
+        if not self.sequences and not self.static:
+            raise DatasetError("no training data: no sequence has two valid frames and no static images were given")
+        w = np.array([len(i) for i in self.valid_idx], dtype=np.float64)
+        self.seq_weights = w / w.sum() if len(w) else w
+        self.static_prob = t.static_image_prob if self.static else 0.0
+        if not self.sequences:
+            self.static_prob = 1.0
+        self.negative_prob = t.negative_pair_prob
+        self.z_params = CropParams(stretch=0.05, shift=0.0)
+        self.x_params = CropParams(stretch=t.search_stretch, shift=t.search_shift)
+
+    def set_epoch(self, epoch):
+        self.epoch = int(epoch)
+
+    def __len__(self):
+        return self.pairs
+
+    # -- sampling ---------------------------------------------------------------------------------------------
+    def frame_gap(self, seq_index):
+        """The largest exemplar-search distance: max_frame_gap, fewer for short clips (half their length)."""
+        n = len(self.sequences[seq_index])
+        return max(1, min(self.max_gap, n // 2))
+
+    def sample_frames(self, rng, seq_index=None):
+        """-> (sequence index, exemplar frame, search frame), both valid and at most `frame_gap` apart."""
+        if seq_index is None:
+            seq_index = int(rng.choice(len(self.sequences), p=self.seq_weights))
+        idx = self.valid_idx[seq_index]
+        gap = self.frame_gap(seq_index)
+        i = int(rng.choice(idx))
+        near = idx[(np.abs(idx - i) <= gap) & (idx != i)]
+        j = int(rng.choice(near)) if len(near) else i
+        return seq_index, i, j
+
+    def _sequence_crop(self, rng, seq_index, frame_index, out_size, params):
+        seq = self.sequences[seq_index]
+        frame = seq.frame(frame_index)
+        return augmented_crop(frame, seq.boxes[frame_index], out_size, self.exemplar_size, self.context, params, rng)
+
+    def _static_crop(self, rng, item, box_index, out_size, params):
+        path, boxes = self.static[item]
+        frame = cv2.imread(path, cv2.IMREAD_COLOR)
+        if frame is None:
+            raise DatasetError(f"cannot read image {path}")
+        p = CropParams(stretch=STATIC_STRETCH, shift=params.shift)
+        return augmented_crop(frame, boxes[box_index], out_size, self.exemplar_size, self.context, p, rng)
+
+    def _random_static(self, rng):
+        item = int(rng.integers(len(self.static)))
+        return item, int(rng.integers(len(self.static[item][1])))
+
+    def __getitem__(self, index):
+        rng = np.random.default_rng([self.seed, self.epoch, int(index)])
+        zs, xs = self.exemplar_size, self.search_size
+        negative = rng.random() < self.negative_prob
+        if rng.random() < self.static_prob:
+            item, k = self._random_static(rng)
+            z, _ = self._static_crop(rng, item, k, zs, self.z_params)
+            x, box = self._static_crop(rng, item, k, xs, self.x_params)
+            if negative:
+                x, box = self._other_search(rng, static_item=item)
+        else:
+            s, i, j = self.sample_frames(rng)
+            z, _ = self._sequence_crop(rng, s, i, zs, self.z_params)
+            x, box = self._sequence_crop(rng, s, j, xs, self.x_params)
+            if negative:
+                x, box = self._other_search(rng, seq_index=s)
+        z = color_jitter(z, self.z_params, rng)
+        x = color_jitter(x, self.x_params, rng)
+        return to_tensor(z), to_tensor(x), torch.from_numpy(box), torch.tensor(float(negative))
+
+    def _other_search(self, rng, seq_index=None, static_item=None):
+        """A search crop of a different object: another sequence when there is one, else another image."""
+        others = [k for k in range(len(self.sequences)) if k != seq_index]
+        if others and (not self.static or rng.random() >= 0.5):
+            s = int(rng.choice(others))
+            _, _, j = self.sample_frames(rng, s)
+            return self._sequence_crop(rng, s, j, self.search_size, self.x_params)
+        if not self.static:
+            raise DatasetError("negative pairs need at least two sequences or some static images")
+        item, k = self._random_static(rng)
+        if len(self.static) > 1:
+            while item == static_item:
+                item, k = self._random_static(rng)
+        return self._static_crop(rng, item, k, self.search_size, self.x_params)
+
+
+def to_tensor(crop):
+    """uint8 BGR HxWx3 -> float32 RGB (3, H, W), values 0..255."""
+    return torch.from_numpy(np.ascontiguousarray(crop[:, :, ::-1].transpose(2, 0, 1))).float()
+
+
+class ResumableSampler(DistributedSampler):
+    """In-order indices of one epoch, split over ranks as DistributedSampler does, starting at a given batch so a
+    resumed epoch skips what was already trained on without decoding it. Order need not be shuffled: every index
+    draws its own random pair."""
+
+    def __init__(self, dataset, num_replicas=1, rank=0, start=0):
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=False, drop_last=True)
+        self.start = int(start)
+
+    def __iter__(self):
+        indices = list(range(len(self.dataset)))[:self.total_size]
+        return iter(indices[self.rank + self.start * self.num_replicas:self.total_size:self.num_replicas])
+
+    def __len__(self):
+        return max(0, self.num_samples - self.start)
+
+
+def worker_init(_):
+    # Each worker decodes and warps on its own core: library-level threads would only fight over the same cores.
+    cv2.setNumThreads(1)
+    torch.set_num_threads(1)

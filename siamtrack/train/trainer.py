@@ -1,0 +1,306 @@
+"""The training loop: one process, or one of N under torchrun with DistributedDataParallel.
+
+The learning rate and batch size in the config are for the whole batch over all processes; each of N processes takes
+batch_size / N pairs and DDP averages the gradients. Only rank 0 writes logs and checkpoints and runs validation.
+Every pair is a pure function of (seed, epoch, index) and the checkpoint holds the model, optimizer, step and torch RNG
+state, so `--resume` continues with exactly the batches and weights an uninterrupted run would have had.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from ..checkpoint import load_checkpoint, load_weights, save_checkpoint
+from ..config import load_config
+from ..data.pairs import PairDataset, ResumableSampler, worker_init
+from ..device import pick_device
+from ..errors import ConfigError, OutputError
+from ..models import build_model
+from .data_setup import training_data, validation_data
+from .objectives import build_objective
+from .validate import validate
+
+LOG_FIELDS = ["step", "epoch", "lr", "loss", "pairs_per_s", "wall"]
+VAL_FIELDS = ["epoch", "step", "auc", "precision20", "sequences", "frames", "seconds"]
+
+
+def lr_at(cfg_train, step, total_steps):
+    """Log-linear decay from lr_start (step 0) to lr_end (last step)."""
+    t = step / max(1, total_steps - 1)
+    return cfg_train.lr_start * (cfg_train.lr_end / cfg_train.lr_start) ** min(1.0, t)
+
+
+def _under(name, prefixes):
+    return any(name == p or name.startswith(p + ".") for p in prefixes)
+
+
+def frozen_prefixes(cfg_train, epoch):
+    """Module-name prefixes kept frozen in this epoch (empty list: nothing frozen)."""
+    if epoch >= cfg_train.freeze_backbone_epochs:
+        return []
+    if not cfg_train.frozen_backbone_prefixes:
+        return ["backbone"]
+    return [f"backbone.{p}" for p in cfg_train.frozen_backbone_prefixes]
+
+
+def apply_freeze(model, prefixes):
+    """Freeze parameters under `prefixes` and keep their BatchNorm statistics fixed (eval mode)."""
+    for name, p in model.named_parameters():
+        p.requires_grad_(not _under(name, prefixes))
+    model.train()
+    for name, m in model.named_modules():
+        if prefixes and name and _under(name, prefixes) and isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.eval()
+
+
+def param_groups(model, cfg_train):
+    backbone = [p for n, p in model.named_parameters() if n.startswith("backbone.")]
+    rest = [p for n, p in model.named_parameters() if not n.startswith("backbone.")]
+    groups = [{"params": rest, "lr_mult": 1.0}]
+    if backbone:
+        groups.append({"params": backbone, "lr_mult": cfg_train.backbone_lr_mult})
+    return groups
+
+
+def bf16_supported(device):
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    try:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            torch.nn.functional.conv2d(torch.ones(1, 1, 3, 3), torch.ones(1, 1, 2, 2))
+        return True
+    except RuntimeError:
+        return False
+
+
+def hardware(device, threads, world):
+    info = {"device": str(device), "processes": world, "threads": threads, "torch": str(torch.__version__),
+            "platform": platform.platform(), "cpu": platform.processor() or platform.machine(),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "cpus": os.cpu_count()}
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
+class CsvLog:
+    def __init__(self, path, fields):
+        self.path = Path(path)
+        new = not self.path.is_file()
+        self.f = open(self.path, "a", newline="")
+        self.w = csv.DictWriter(self.f, fieldnames=fields)
+        if new:
+            self.w.writeheader()
+
+    def write(self, row):
+        self.w.writerow(row)
+        self.f.flush()
+
+    def close(self):
+        self.f.close()
+
+
+def _setup_distributed(device_name):
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return pick_device(device_name), 0, 1
+    rank = int(os.environ["RANK"])
+    local = int(os.environ.get("LOCAL_RANK", rank))
+    device = pick_device(device_name)
+    if device.type == "cuda":
+        device = torch.device("cuda", local)
+        torch.cuda.set_device(device)
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return device, rank, world
+
+
+def _overrides(cfg, args):
+    changes = {}
+    for key in ("epochs", "workers", "seed", "pairs_per_epoch", "batch_size", "val_max_frames"):
+        value = getattr(args, key, None)
+        if value is not None:
+            changes[key] = value
+    if getattr(args, "no_bf16", False):
+        changes["amp_bf16"] = False
+    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, **changes))
+
+
+def train(args) -> int:
+    device, rank, world = _setup_distributed(args.device)
+    try:
+        return _train(args, device, rank, world)
+    finally:
+        if world > 1 and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _train(args, device, rank, world):
+    cfg = _overrides(load_config(args.config), args)
+    t = cfg.train
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if t.batch_size % world:
+        raise ConfigError(f"batch_size {t.batch_size} does not split over {world} processes")
+    out = Path(args.out or Path("runs") / cfg.name)
+    last_path = out / "last.pth"
+    if rank == 0 and last_path.is_file() and not args.resume:
+        raise OutputError(f"{out} already holds a run (last.pth); pass --resume to continue it or choose another --out")
+
+    sequences, static, data_desc = training_data(args.data, args.data_split, args.coco, args.data_format)
+    val_seqs = validation_data(args.val_data, args.val_split, args.no_val) if rank == 0 else []
+    dataset = PairDataset(sequences, cfg, static=static, seed=t.seed)
+    per_rank = t.batch_size // world
+    steps_per_epoch = (len(dataset) // world) // per_rank
+    if steps_per_epoch < 1:
+        raise ConfigError(f"pairs_per_epoch {len(dataset)} is smaller than one batch of {t.batch_size}")
+    total_steps = t.epochs * steps_per_epoch
+
+    torch.manual_seed(t.seed)
+    model = build_model(cfg.model).to(device)
+    objective = build_objective(cfg, model)
+    optimizer = torch.optim.SGD(param_groups(model, t), lr=t.lr_start, momentum=t.momentum,
+                                weight_decay=t.weight_decay)
+    state = {"epoch": 0, "step": 0, "best_auc": -1.0, "pairs_seen": 0, "wall_s": 0.0, "val": None}
+    if args.resume and last_path.is_file():
+        blob = load_checkpoint(last_path)
+        load_weights(model, blob["model"], last_path)
+        optimizer.load_state_dict(blob["optimizer"])
+        state.update(blob["train_state"])
+        torch.set_rng_state(blob["rng"])
+        if rank == 0:
+            print(f"resuming {last_path} at epoch {state['epoch'] + 1}, step {state['step']}", file=sys.stderr)
+
+    use_bf16 = t.amp_bf16 and bf16_supported(device)
+    hw = hardware(device, torch.get_num_threads(), world)
+    meta_base = {"data": data_desc, "hardware": hw, "bf16": use_bf16, "command": " ".join(sys.argv)}
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        log = CsvLog(out / "log.csv", LOG_FIELDS)
+        val_log = CsvLog(out / "val.csv", VAL_FIELDS)
+
+    def meta():
+        return {**meta_base, "epochs": state["epoch"], "steps": state["step"], "pairs_seen": state["pairs_seen"],
+                "wall_s": round(state["wall_s"], 1), "val": state["val"]}
+
+    def save_last():
+        extra = {"optimizer": optimizer.state_dict(), "train_state": dict(state), "rng": torch.get_rng_state()}
+        save_checkpoint(last_path, model.state_dict(), cfg.to_dict(), meta(), extra=extra)
+
+    frozen, net = None, None
+    last_save = time.monotonic()
+    tty = sys.stderr.isatty()
+    for epoch in range(state["epoch"], t.epochs):
+        if frozen != frozen_prefixes(t, epoch) or net is None:
+            frozen = frozen_prefixes(t, epoch)
+            apply_freeze(model, frozen)
+            # DDP registers the parameters that need gradients when it is built: rebuild it when that set changes.
+            net = DistributedDataParallel(model) if world > 1 else model
+        else:
+            apply_freeze(model, frozen)
+        dataset.set_epoch(epoch)
+        done = state["step"] - epoch * steps_per_epoch
+        sampler = ResumableSampler(dataset, num_replicas=world, rank=rank, start=done * per_rank)
+        workers = t.workers
+        loader = DataLoader(dataset, batch_size=per_rank, sampler=sampler, num_workers=workers, drop_last=True,
+                            worker_init_fn=worker_init if workers else None,
+                            prefetch_factor=4 if workers else None)
+        bar = tqdm(total=steps_per_epoch, initial=done, disable=rank != 0, desc=f"epoch {epoch + 1}/{t.epochs}",
+                   mininterval=0.5 if tty else 30, file=sys.stderr, dynamic_ncols=True)
+        window = []
+        tick = time.monotonic()
+        for z, x, box, negative in loader:
+            lr = lr_at(t, state["step"], total_steps)
+            for g in optimizer.param_groups:
+                g["lr"] = lr * g["lr_mult"]
+            z, x = z.to(device, non_blocking=True), x.to(device, non_blocking=True)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+                output = net(z, x)
+            loss, logs = objective(output, box, negative)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if t.grad_clip:
+                torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], t.grad_clip)
+            optimizer.step()
+            now = time.monotonic()
+            state["wall_s"] += now - tick
+            window = (window + [(now - tick, logs["loss"])])[-20:]
+            tick = now
+            state["step"] += 1
+            state["pairs_seen"] += t.batch_size
+            done += 1
+            if rank == 0:
+                speed = t.batch_size * len(window) / sum(w for w, _ in window)
+                mean_loss = sum(v for _, v in window) / len(window)
+                log.write({"step": state["step"], "epoch": epoch + 1, "lr": f"{lr:.3e}", "loss": f"{logs['loss']:.5f}",
+                           "pairs_per_s": f"{speed:.2f}", "wall": f"{state['wall_s']:.1f}"})
+                bar.set_postfix(loss=f"{mean_loss:.4f}", pairs_s=f"{speed:.1f}", lr=f"{lr:.1e}", refresh=False)
+                bar.update(1)
+                if now - last_save > t.checkpoint_minutes * 60:
+                    save_last()
+                    last_save = time.monotonic()
+            if args.max_steps and state["step"] >= args.max_steps:
+                break
+        bar.close()
+        if args.max_steps and state["step"] >= args.max_steps and done < steps_per_epoch:
+            if rank == 0:
+                save_last()
+            break
+        state["epoch"] = epoch + 1
+        if rank == 0:
+            _end_of_epoch(model, cfg, device, val_seqs, state, val_log, out, meta, use_bf16)
+            save_last()
+            last_save = time.monotonic()
+            apply_freeze(model, frozen)
+        if world > 1:
+            dist.barrier()
+        if args.max_steps and state["step"] >= args.max_steps:
+            break
+    if world > 1:
+        state["rank_weight_max_diff"] = _rank_weight_diff(model)
+    if rank == 0:
+        if world > 1:
+            save_last()
+        log.close()
+        val_log.close()
+        print(f"trained {state['step']} steps ({state['pairs_seen']} pairs, {state['epoch']} epochs) "
+              f"in {state['wall_s'] / 60:.1f} min; checkpoints in {out}", file=sys.stderr)
+    return 0
+
+
+def _end_of_epoch(model, cfg, device, val_seqs, state, val_log, out, meta, use_bf16):
+    if not val_seqs:
+        return
+    t0 = time.monotonic()
+    res = validate(model, cfg, val_seqs, device, cfg.train.val_max_frames, bf16=use_bf16)
+    seconds = time.monotonic() - t0
+    state["val"] = {"epoch": state["epoch"], "auc": res["auc"], "precision20": res["precision20"],
+                    "sequences": res["sequences"], "max_frames": cfg.train.val_max_frames}
+    val_log.write({"epoch": state["epoch"], "step": state["step"], "auc": f"{res['auc']:.4f}",
+                   "precision20": f"{res['precision20']:.4f}", "sequences": res["sequences"],
+                   "frames": res["frames"], "seconds": f"{seconds:.1f}"})
+    print(f"epoch {state['epoch']}: val AUC {res['auc']:.4f}, precision@20 {res['precision20']:.4f} "
+          f"({res['sequences']} sequences, {seconds:.0f} s)", file=sys.stderr)
+    if res["auc"] > state["best_auc"]:
+        state["best_auc"] = res["auc"]
+        save_checkpoint(out / "best.pth", model.state_dict(), cfg.to_dict(), meta())
+
+
+def _rank_weight_diff(model):
+    """Largest difference between any rank's parameters and rank 0's: 0.0 when DDP kept the replicas in sync.
+    (BatchNorm running statistics are left out: each rank updates them from its own batch after DDP's broadcast.)"""
+    flat = torch.cat([p.detach().float().reshape(-1) for p in model.parameters()])
+    ref = flat.clone()
+    dist.broadcast(ref, src=0)
+    diff = (flat - ref).abs().max()
+    dist.all_reduce(diff, op=dist.ReduceOp.MAX)
+    return float(diff)

@@ -1,0 +1,116 @@
+"""Pair sampling and augmentation: valid frames only, the frame gap, deterministic items, boxes that follow the crop."""
+import dataclasses
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from siamtrack.config import ExperimentConfig, ModelConfig, ComponentConfig, TrainConfig
+from siamtrack.data.augment import CropParams, augmented_crop
+from siamtrack.data.datasets import Sequence
+from siamtrack.data.pairs import PairDataset, ResumableSampler
+from siamtrack.errors import DatasetError
+
+
+def config(**train):
+    return ExperimentConfig(name="t", model=ModelConfig(backbone=ComponentConfig("alexnet"),
+                                                        head=ComponentConfig("xcorr")),
+                            train=dataclasses.replace(TrainConfig(), search_size=159, **train))
+
+
+def square_frame(box, size=(120, 160)):
+    """A dark frame with a bright target filling `box` exactly."""
+    img = np.full((*size, 3), 40, np.uint8)
+    x, y, w, h = (int(v) for v in box)
+    img[y:y + h, x:x + w] = 230
+    return img
+
+
+def make_sequence(tmp_path, name="s", n=30, absent=()):
+    folder = tmp_path / name
+    folder.mkdir()
+    frames, boxes = [], []
+    for i in range(n):
+        box = [20 + i, 30, 24, 18]
+        p = folder / f"{i:04d}.png"
+        cv2.imwrite(str(p), square_frame(box))
+        frames.append(str(p))
+        boxes.append([np.nan] * 4 if i in absent else box)
+    return Sequence(name, frames, np.array(boxes, dtype=np.float64), {})
+
+
+def bright_bbox(crop):
+    ys, xs = np.nonzero(crop[:, :, 0] > 135)
+    return np.array([xs.min(), ys.min(), xs.max() + 1 - xs.min(), ys.max() + 1 - ys.min()], dtype=np.float64)
+
+
+@pytest.mark.parametrize("shift,stretch", [(0.0, 0.0), (8.0, 0.05), (20.0, 0.15)])
+def test_crop_box_follows_the_target(shift, stretch):
+    box = (50, 40, 30, 20)
+    frame = square_frame(box)
+    rng = np.random.default_rng(3)
+    for _ in range(5):
+        crop, b = augmented_crop(frame, box, 159, 127, 0.5, CropParams(stretch=stretch, shift=shift), rng)
+        assert crop.shape == (159, 159, 3)
+        np.testing.assert_allclose(b, bright_bbox(crop), atol=1.5)
+
+
+def test_unshifted_crop_keeps_the_tracking_scale():
+    # One crop pixel spans s_z / 127 frame pixels, as in tracking: a 30x20 box with context 0.5 -> s_z = sqrt(55*45).
+    box = (50, 40, 30, 20)
+    crop, b = augmented_crop(square_frame(box), box, 159, 127, 0.5, CropParams(stretch=0, shift=0),
+                             np.random.default_rng(0))
+    scale = 127 / np.sqrt(55 * 45)
+    np.testing.assert_allclose(b, [79.5 - 15 * scale, 79.5 - 10 * scale, 30 * scale, 20 * scale], atol=1e-4)
+
+
+def test_pairs_never_use_invalid_frames_and_respect_the_gap(tmp_path):
+    absent = {0, 3, 4, 5, 17, 29}
+    seq = make_sequence(tmp_path, n=30, absent=absent)
+    ds = PairDataset([seq], config(max_frame_gap=4, static_image_prob=0.0), seed=1)
+    assert ds.frame_gap(0) == 4
+    for k in range(300):
+        _, i, j = ds.sample_frames(np.random.default_rng(k))
+        assert i not in absent and j not in absent
+        assert abs(i - j) <= 4
+    ds_short = PairDataset([seq], config(max_frame_gap=100, static_image_prob=0.0))
+    assert ds_short.frame_gap(0) == 15  # fewer for short clips: half the clip
+
+
+def test_items_are_deterministic_per_seed_epoch_and_index(tmp_path):
+    seq = make_sequence(tmp_path)
+    cfg = config(static_image_prob=0.0)
+    a, b = PairDataset([seq], cfg, seed=5, pairs=10), PairDataset([seq], cfg, seed=5, pairs=10)
+    z1, x1, box1, neg1 = a[3]
+    z2, x2, box2, neg2 = b[3]
+    assert torch.equal(z1, z2) and torch.equal(x1, x2) and torch.equal(box1, box2)
+    assert z1.shape == (3, 127, 127) and x1.shape == (3, 159, 159) and z1.dtype == torch.float32
+    assert float(x1.max()) <= 255 and float(x1.min()) >= 0 and float(neg1) == 0.0
+    assert torch.isfinite(box1).all() and box1.shape == (4,)
+    b.set_epoch(1)
+    assert not torch.equal(x1, b[3][1])
+    assert not torch.equal(a[3][1], a[4][1])
+
+
+def test_static_and_negative_pairs(tmp_path):
+    seqs = [make_sequence(tmp_path, "a"), make_sequence(tmp_path, "b")]
+    img = tmp_path / "still.png"
+    cv2.imwrite(str(img), square_frame((30, 30, 40, 40)))
+    static = [(str(img), np.array([[30, 30, 40, 40]], dtype=np.float64))]
+    ds = PairDataset([], config(static_image_prob=0.0), static=static, pairs=4)
+    z, x, box, neg = ds[0]  # static only: two augmentations of the one box
+    np.testing.assert_allclose(box.numpy()[2:], [40 * 127 / np.sqrt(80 * 80)] * 2, rtol=0.2)
+    neg_ds = PairDataset(seqs, config(negative_pair_prob=1.0, static_image_prob=0.0), pairs=4)
+    assert all(float(neg_ds[i][3]) == 1.0 for i in range(4))
+    with pytest.raises(DatasetError):
+        PairDataset([], config())
+
+
+def test_resumable_sampler_skips_done_samples_and_splits_ranks():
+    data = list(range(20))
+    assert list(ResumableSampler(data)) == data
+    assert list(ResumableSampler(data, start=6)) == data[6:]
+    r0 = list(ResumableSampler(data, num_replicas=2, rank=0, start=2))
+    r1 = list(ResumableSampler(data, num_replicas=2, rank=1, start=2))
+    assert r0 == [4, 6, 8, 10, 12, 14, 16, 18] and r1 == [5, 7, 9, 11, 13, 15, 17, 19]
