@@ -25,7 +25,7 @@ CACHE_VERSION = 1
 
 def trunk_frozen(model, frozen_prefixes) -> bool:
     """True when every backbone parameter is under a frozen prefix for the whole run."""
-    names = [n for n, _ in model.backbone.named_parameters()]
+    names = [n for n, _ in model.named_parameters() if n.startswith("backbone.")]
     return bool(names) and all(any(n == p or n.startswith(p + ".") for p in frozen_prefixes) for n in names)
 
 
@@ -63,13 +63,23 @@ def build_trunk_cache(model, dataset, pairs, batch_size, workers, device, path=N
 
 
 class CachedPairs(Dataset):
-    """Serves (zf, xf, box, negative) from a cache; the trainer feeds them to `SiameseNet.forward_from_trunk`."""
+    """Serves (zf, xf, box, negative) from a cache; the trainer feeds them to `SiameseNet.forward_from_trunk`.
 
-    def __init__(self, blob):
+    Each epoch is one pass in an order drawn from (seed, epoch), so the trainer's in-order resumable sampler still
+    resumes exactly."""
+
+    def __init__(self, blob, seed=0):
         self.zf, self.xf, self.box, self.negative = blob["zf"], blob["xf"], blob["box"], blob["negative"]
+        self.seed = int(seed)
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch):
+        g = torch.Generator().manual_seed(self.seed * 100003 + int(epoch))
+        self.order = torch.randperm(len(self), generator=g)
 
     def __len__(self):
         return self.box.shape[0]
 
     def __getitem__(self, i):
-        return self.zf[i].float(), self.xf[i].float(), self.box[i], self.negative[i]
+        j = int(self.order[i])
+        return self.zf[j].float(), self.xf[j].float(), self.box[j], self.negative[j]
