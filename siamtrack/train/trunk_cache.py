@@ -38,7 +38,8 @@ def build_trunk_cache(model, dataset, pairs, batch_size, workers, device, path=N
         if blob.get("version") == CACHE_VERSION and blob["box"].shape[0] >= pairs:
             return blob
     dataset.set_epoch(0)
-    subset = torch.utils.data.Subset(dataset, range(pairs)) if pairs < len(dataset) else dataset
+    # A pair is a pure function of its index, so the bank can hold more pairs than one epoch of the sampler.
+    subset = torch.utils.data.Subset(dataset, range(pairs))
     loader = DataLoader(subset, batch_size=batch_size, shuffle=False, num_workers=workers,
                         worker_init_fn=worker_init if workers else None, prefetch_factor=4 if workers else None)
     backbone = model.backbone
