@@ -4,7 +4,6 @@ import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -137,6 +136,8 @@ def test_resume_matches_an_uninterrupted_run_and_checkpoints_load(tiny, tmp_path
     assert run_train(tiny, tmp_path / "part", "--max-steps", "3") == 0
     blob = load_checkpoint(tmp_path / "part" / "last.pth")
     assert blob["train_state"]["step"] == 3 and blob["train_state"]["epoch"] == 0
+    with open(tmp_path / "part" / "log.csv", "a") as f:
+        f.write("4,1,1e-3,0.5,1.0,1.0\n")  # a step logged after the last checkpoint, by a run that was killed
     assert run_train(tiny, tmp_path / "part", "--max-steps", "6", "--resume") == 0
     full = load_checkpoint(tmp_path / "full" / "last.pth")["model"]
     part = load_checkpoint(tmp_path / "part" / "last.pth")["model"]
