@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import datetime
 import os
 import platform
 import sys
@@ -133,7 +134,8 @@ def _setup_distributed(device_name):
     if device.type == "cuda":
         device = torch.device("cuda", local)
         torch.cuda.set_device(device)
-    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    # Ranks > 0 wait at a barrier while rank 0 validates: allow a long validation rather than the 30-min default.
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=datetime.timedelta(hours=3))
     return device, rank, world
 
 
