@@ -67,6 +67,9 @@ class UpChannelRPN(nn.Module):
         return self.cls_kernel(zf), self.loc_kernel(zf)
 
     def forward(self, kernels, xf):
-        cls = xcorr_upchannel(self.cls_search(xf), kernels[0], 2 * self.k)
-        loc = xcorr_upchannel(self.loc_search(xf), kernels[1], 4 * self.k)
+        # Each output sums channels x h x w products: dividing by the square root of that count keeps the initial
+        # logits near unit scale, where a from-scratch backbone does not blow the loss up in its first steps.
+        norm = (self.channels * kernels[0].shape[-2] * kernels[0].shape[-1]) ** -0.5
+        cls = xcorr_upchannel(self.cls_search(xf), kernels[0], 2 * self.k) * norm
+        loc = xcorr_upchannel(self.loc_search(xf), kernels[1], 4 * self.k) * norm
         return cls, self.loc_adjust(loc)
