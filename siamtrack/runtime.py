@@ -10,6 +10,7 @@ are torch tensors or tuples of them, as the model's head returns them; outputs a
 """
 from __future__ import annotations
 
+import copy
 import os
 import tempfile
 import warnings
@@ -66,7 +67,8 @@ class TorchBackend:
                  exemplar_size=127, search_size=255, emulate_bf16=False):
         check_choice(precision, PRECISIONS, "precision")
         self.device = torch.device(device)
-        model = model.to(self.device).eval()
+        # a copy: moving, folding and re-laying out must not change the caller's model
+        model = copy.deepcopy(model).to(self.device).eval()
         if fold_bn:
             model = fold_siamese(model, exemplar_size, search_size, self.device)
         self.channels_last = channels_last

@@ -112,17 +112,25 @@ def initial_boxes(box, k, width, height):
 
 # -- measurement ---------------------------------------------------------------------------------------------------
 
-def gemm_gflops(dtype, n=2048, reps=3):
-    """Best of `reps` n x n x n matrix products: the dense-math limit of this machine at this thread count."""
-    a = torch.randn(n, n).to(dtype)
-    b = torch.randn(n, n).to(dtype)
-    torch.mm(a, b)
-    best = float("inf")
-    for _ in range(reps):
+class GemmProbe:
+    """One n x n x n matrix product per call, as GFLOP/s: the dense-math limit of this machine at this thread count.
+    The speed command samples it between frames, so that the limit and the tracker see the same machine load (the
+    CPUs may be shared), and reports the median."""
+
+    def __init__(self, dtype, n=1024):
+        self.a = torch.randn(n, n).to(dtype)
+        self.b = torch.randn(n, n).to(dtype)
+        self.flops = 2 * n ** 3
+        torch.mm(self.a, self.b)
+        self.samples = []
+
+    def sample(self):
         t0 = time.perf_counter()
-        torch.mm(a, b)
-        best = min(best, time.perf_counter() - t0)
-    return 2 * n ** 3 / best / 1e9
+        torch.mm(self.a, self.b)
+        self.samples.append(self.flops / (time.perf_counter() - t0) / 1e9)
+
+    def median(self):
+        return float(np.median(self.samples))
 
 
 def count_gflops(model, z, x):
@@ -152,7 +160,6 @@ class _TimedBackend:
     """The backend as the tracker sees it, with `track` timed."""
 
     def __init__(self, backend):
-        self.backend = backend
         self.track = _Timed(backend.track)
         self.template = backend.template
         self.embed = backend.embed
@@ -197,7 +204,9 @@ def measure(args):
     tracker = make_tracker(timed, cfg, device)
     tracker._crop = crop = _Timed(tracker._crop)
     tracker.init_many(frames[0], initial_boxes(gt[0], args.targets, width, height))
-    crops_z = crop.last_arg
+    probes = {"fp32": GemmProbe(torch.float32)}
+    if native_bf16_supported("cpu"):
+        probes["bf16"] = GemmProbe(torch.bfloat16)
     rows = []
     for i, frame in enumerate(frames[1:]):
         crop.seconds = timed.track.seconds = 0.0
@@ -209,6 +218,8 @@ def measure(args):
         backend.embed(x)
         backbone = time.perf_counter() - t1
         if i >= args.warmup:
+            for probe in probes.values():
+                probe.sample()
             net = timed.track.seconds
             rows.append((crop.seconds, min(backbone, net), max(net - backbone, 0.0),
                          max(total - crop.seconds - net, 0.0), total))
@@ -218,9 +229,7 @@ def measure(args):
     # FLOPs depend on the architecture only: count them on a fresh fp32 copy whatever the backend runs.
     z = torch.zeros(args.targets, 3, cfg.tracker.exemplar_size, cfg.tracker.exemplar_size)
     gflops = count_gflops(build_model(cfg.model).eval(), z, x.float().cpu().contiguous())
-    gemm = {"fp32": gemm_gflops(torch.float32)}
-    if native_bf16_supported("cpu"):
-        gemm["bf16"] = gemm_gflops(torch.bfloat16)
+    gemm = {k: p.median() for k, p in probes.items()}
     fps = 1000.0 / ms["total"]
     return {"model": args.model, "backend": backend.name, "precision": backend.precision, "threads": threads,
             "targets": args.targets, "fps": fps, "ms": ms, "gflops_per_frame": gflops,
