@@ -26,6 +26,10 @@ def add_arguments(p):
     p.add_argument("--model", default=None, help="model name (see `siamtrack models`) or checkpoint path "
                    "(default: the best shipped model)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--backend", default="torch", choices=["torch", "onnxruntime"],
+                   help="inference backend (onnxruntime needs the export extra)")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
+                   help="bf16 runs only where the CPU or GPU has native bf16")
     p.add_argument("--output", help="write an annotated mp4 here")
     p.add_argument("--boxes", help="write one line per frame here: x,y,w,h,score per target")
     p.add_argument("--states", action="store_true", help="add each target's state (tracking/uncertain/lost) "
@@ -78,7 +82,7 @@ def run(args):
             source.close()
             raise BoxError("give the initial box with --box x,y,w,h (or --select)")
         init_boxes = [source.init_box]
-    tracker = load_tracker(args.model, device=args.device)
+    tracker = load_tracker(args.model, device=args.device, backend=args.backend, precision=args.precision)
     box_out = BoxWriter(args.boxes, args.overwrite, states=args.states) if args.boxes else None
     video_out = VideoWriter(args.output, source.fps, args.overwrite) if args.output else None
     stats = track_stream(tracker, source, init_boxes, box_out=box_out, video_out=video_out,
