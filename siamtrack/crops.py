@@ -84,6 +84,11 @@ def crop_torch(frame_t, centers, sizes, out_size, pad_color):
 
 
 def crops_to_tensor(crops, device=None):
-    """(N, H, W, 3) uint8 BGR crops -> (N, 3, H, W) float32 RGB tensor, values 0..255."""
-    t = torch.from_numpy(crops).to(device) if device is not None else torch.from_numpy(crops)
-    return t.permute(0, 3, 1, 2).flip(1).float().contiguous()
+    """(N, H, W, 3) uint8 BGR crops -> (N, 3, H, W) float32 RGB tensor, values 0..255. On the CPU the tensor is
+    channels-last in memory, the layout the inference backend runs in."""
+    if device is not None and torch.device(device).type != "cpu":
+        t = torch.from_numpy(crops).to(device)
+        return t.permute(0, 3, 1, 2).flip(1).float().contiguous()
+    # One single-threaded numpy pass flips BGR to RGB and converts to float: torch's threaded kernels on arrays this
+    # small cost several times more, and far more when other processes share the cores.
+    return torch.from_numpy(crops[..., ::-1].astype(np.float32)).permute(0, 3, 1, 2)

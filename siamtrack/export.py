@@ -79,9 +79,10 @@ def xcorr_upchannel_static(x, z, out_channels):
     return out
 
 
-_STATIC = {correlation.xcorr_naive: xcorr_naive_static,
-           correlation.xcorr_depthwise: xcorr_depthwise_static,
-           correlation.xcorr_upchannel: xcorr_upchannel_static}
+# keyed by identity: the module globals scanned below need not be hashable
+_STATIC = {id(correlation.xcorr_naive): xcorr_naive_static,
+           id(correlation.xcorr_depthwise): xcorr_depthwise_static,
+           id(correlation.xcorr_upchannel): xcorr_upchannel_static}
 
 
 @contextmanager
@@ -93,9 +94,10 @@ def export_correlation():
         if not name.startswith("siamtrack.") or mod is None:
             continue
         for attr, value in list(vars(mod).items()):
-            if callable(value) and value in _STATIC and mod is not sys.modules[__name__]:
+            static = _STATIC.get(id(value))
+            if static is not None and mod is not sys.modules[__name__]:
                 patched.append((mod, attr, value))
-                setattr(mod, attr, _STATIC[value])
+                setattr(mod, attr, static)
     try:
         yield
     finally:

@@ -134,6 +134,9 @@ class OnnxBackend:
         opts.intra_op_num_threads = int(threads or torch.get_num_threads())
         opts.inter_op_num_threads = 1
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # Idle worker threads would spin between frames and steal the cores from cropping and post-processing (and
+        # from anything else sharing the machine).
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
 
         def session(name):
             return ort.InferenceSession(str(self.directory / name), opts, providers=["CPUExecutionProvider"])

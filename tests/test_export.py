@@ -56,6 +56,33 @@ def _close(a, b, rel=1e-3):
         assert torch.allclose(x, y, rtol=rel, atol=rel * float(y.abs().max()))
 
 
+@pytest.mark.parametrize("kind", ["naive", "depthwise", "upchannel"])
+def test_export_correlations_match_eager_at_any_batch(kind, tmp_path):
+    import onnxruntime as ort
+    from siamtrack.export import export_correlation
+    from siamtrack.models import correlation as C
+    zc = 24 if kind == "upchannel" else 8
+    extra = (3,) if kind == "upchannel" else ()
+
+    class Corr(torch.nn.Module):
+        def forward(self, x, z):
+            return getattr(C, f"xcorr_{kind}")(x, z, *extra)
+
+    g = torch.Generator().manual_seed(0)
+    with export_correlation(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the legacy exporter's deprecation and tracer notices
+        torch.onnx.export(Corr(), (torch.rand(2, 8, 17, 17), torch.rand(2, zc, 5, 5)), str(tmp_path / "c.onnx"),
+                          dynamo=False, input_names=["x", "z"], output_names=["o"], opset_version=17,
+                          dynamic_axes={"x": {0: "n"}, "z": {0: "n"}, "o": {0: "n"}})
+    assert getattr(C, f"xcorr_{kind}").__module__ == "siamtrack.models.correlation"  # restored afterwards
+    session = ort.InferenceSession(str(tmp_path / "c.onnx"), providers=["CPUExecutionProvider"])
+    for n in (1, 3, 5):
+        x, z = torch.rand(n, 8, 17, 17, generator=g), torch.rand(n, zc, 5, 5, generator=g)
+        want = Corr()(x, z)
+        got = torch.from_numpy(session.run(None, {"x": x.numpy(), "z": z.numpy()})[0])
+        _close(got, want, rel=1e-5)
+
+
 @pytest.mark.parametrize("config", ["siamfc_alexnet", "siamrpn_lite"])
 def test_graphs_match_torch(config, tmp_path):
     if not (ROOT / "experiments" / f"{config}.yaml").is_file():
