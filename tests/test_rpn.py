@@ -77,6 +77,10 @@ def test_labels_on_hand_made_boxes():
         if i != 1:
             assert (iou[i][neg] < 0.3).all()
     assert (labels[1] == 0).sum() == 64     # a negative pair samples negatives only
+    # ... and the anchors on the other object come first: they are the distractor to reject
+    on_other = iou[1] > 0.3
+    assert on_other.sum() > 0
+    assert (labels[1][on_other] == 0).sum() == min(16, int(on_other.sum()))
     assert (labels[0] == 0).sum() == 64 - (labels[0] == 1).sum()
 
 

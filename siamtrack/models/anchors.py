@@ -79,9 +79,12 @@ def label_anchors(anchors, boxes, negative, pos_iou=0.6, neg_iou=0.3, num_sample
     """Sampled anchor labels per pair: 1 positive, 0 negative, -1 ignored. -> (B, A) long tensor.
 
     anchors (A, 4) and boxes (B, 4) are cxcywh tensors in search-crop pixels; `negative` (B,) marks pairs whose
-    search crop does not hold the exemplar's object: those get no positives. Besides the IoU > pos_iou anchors, the
-    best anchor of a positive pair counts as positive when its IoU is above neg_iou, so thin or odd-shaped targets
-    still teach the regression. At most `max_pos` positives are kept and negatives fill up to `num_samples`.
+    search crop does not hold the exemplar's object: those get no positives, and their box is the other object's.
+    Besides the IoU > pos_iou anchors, the best anchor of a positive pair counts as positive when its IoU is above
+    neg_iou, so thin or odd-shaped targets still teach the regression. At most `max_pos` positives are kept and
+    negatives fill up to `num_samples`. A negative pair samples the anchors on the other object first (up to
+    `max_pos` of them): that distractor is what the classifier must learn to reject, and uniform sampling would
+    mostly pick plain background.
     """
     iou = iou_cxcywh(anchors, boxes)
     negative = negative.bool()
@@ -97,7 +100,10 @@ def label_anchors(anchors, boxes, negative, pos_iou=0.6, neg_iou=0.3, num_sample
     pos_keep = _keep_top(torch.where(pos, prio, -1.0), max_pos)
     labels[pos_keep] = 1
     n_neg = num_samples - pos_keep.sum(dim=1, keepdim=True)
-    labels[_keep_top(torch.where(neg, prio, -1.0), n_neg)] = 0
+    on_distractor = (iou > neg_iou) & negative[:, None]
+    hard = _keep_top(torch.where(on_distractor, prio, -1.0), max_pos)
+    # Priorities above 1 put the chosen distractor anchors ahead of every background anchor.
+    labels[_keep_top(torch.where(neg, prio + 2.0 * hard, -1.0), n_neg)] = 0
     return labels
 
 
