@@ -54,6 +54,19 @@ class TrackerConfig:
     # search-crop pixels). Kept here, not in the model, so inference backends that wrap the network still decode it.
     anchor_ratios: list = field(default_factory=lambda: [0.33, 0.5, 1.0, 2.0, 3.0])
     anchor_size: float = 64.0
+    # Lost-target states from the per-frame score (siamtrack/trackers/base.py). Scores are calibrated per model, so
+    # the defaults never declare a target lost (every frame "tracking", as before states existed); each experiment
+    # YAML sets values tuned on the val split.
+    uncertain_below: float = 0.0    # score below this: "uncertain"
+    lost_below: float = 0.0         # this many consecutive frames below lost_below: "lost"
+    lost_patience: int = 5
+    recover_above: float = 0.5      # a lost target resumes when a peak beats this
+    # Recovery: while lost, search crops at the target's scale tiled over the whole frame, at most recovery_tiles a
+    # frame (cycling over frames when more are needed). Tiles are spaced recovery_tile_step x the search side: the
+    # share of a search crop over which the response can place the target (0.5 for a 17x17 stride-8 SiamFC map).
+    recovery: bool = True
+    recovery_tiles: int = 12
+    recovery_tile_step: float = 0.5
 
 
 @dataclass

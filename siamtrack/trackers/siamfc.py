@@ -17,6 +17,7 @@ from .base import TrackResult, Tracker
 
 class SiamFCTracker(Tracker):
     name = "siamfc"
+    target_arrays = Tracker.target_arrays + ("x_sz", "z_sz")
 
     def __init__(self, model, cfg, device, crop_on_device=None):
         super().__init__(model, cfg, device, crop_on_device)
@@ -88,3 +89,14 @@ class SiamFCTracker(Tracker):
         self.centers[:, 1] = np.clip(self.centers[:, 1], 0, height)
         out = self._to_boxes(self.centers, self.sizes, width, height)
         return [TrackResult(box=out[i], score=results[i]) for i in range(k)]
+
+    def _peaks(self, output):
+        raw = output[:, 0].float().cpu().numpy()            # (N, R, R)
+        n, r = raw.shape[0], raw.shape[-1]
+        flat = raw.reshape(n, -1)
+        cell = np.argmax(flat, axis=1)
+        peak = flat[np.arange(n), cell]
+        # response cell i looks at search-crop pixel search_size / 2 + (i - (R - 1) / 2) * stride
+        yx = np.stack(np.unravel_index(cell, (r, r)), axis=1)[:, ::-1].astype(np.float64)
+        where = self.cfg.search_size / 2 + (yx - (r - 1) / 2) * self.model.stride
+        return 1.0 / (1.0 + np.exp(-peak.astype(np.float64))), where

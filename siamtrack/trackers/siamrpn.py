@@ -93,3 +93,15 @@ class SiamRPNTracker(Tracker):
                                np.clip(new_h, t.min_size, max(t.min_size, height))], axis=1)
         out = self._to_boxes(self.centers, self.sizes, width, height)
         return [TrackResult(box=out[i], score=float(score[i, best[i]])) for i in range(len(best))]
+
+    def _peaks(self, output):
+        """Global search while lost: the best anchor's softmax score and its decoded centre, no penalty or window."""
+        cls, loc = output
+        check_anchor_count(cls, loc, len(self.anchor_shapes))
+        n, r = cls.shape[0], cls.shape[-1]
+        score = torch.softmax(cls.float().reshape(n, 2, -1), dim=1)[:, 1].cpu().numpy().astype(np.float64)
+        best = np.argmax(score, axis=1)
+        rows = np.arange(n)
+        deltas = loc.float().reshape(n, 4, -1).cpu().numpy().astype(np.float64)[rows, :, best]   # (N, 4)
+        anchors, _ = self._geometry(r)
+        return score[rows, best], decode(deltas, anchors[best])[:, :2]
