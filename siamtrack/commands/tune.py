@@ -33,6 +33,8 @@ def add_arguments(p):
                                                                "suffix")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--backend", default="torch", choices=["torch", "onnxruntime"],
+                   help="inference backend (see `siamtrack speed`); the constants do not depend on it")
     p.add_argument("--threads", type=int, default=None, help="torch threads")
 
 
@@ -108,8 +110,8 @@ def write_table(rows, path):
 def run(args) -> int:
     import torch
 
-    from ..api import load_model
     from ..data.datasets import open_dataset
+    from ..runtime import load_backend
 
     if "test" in args.split.lower():
         raise ConfigError(f"refusing to tune on split {args.split!r}: tune on validation data, report on test data")
@@ -121,9 +123,9 @@ def run(args) -> int:
         torch.set_num_threads(args.threads)
     names = [n.strip() for n in args.sequences.split(",") if n.strip()] if args.sequences else None
     sequences = open_dataset(args.data, args.format, args.split, names)
-    model, cfg, _ = load_model(args.model, args.device)
+    model, cfg = load_backend(args.model, args.device, args.backend)
     grid = parse_grid(args.grid, cfg.tracker)
-    device = next(model.parameters()).device
+    device = model.device
     total = len(combinations(grid))
 
     def progress(i, row, seconds):
