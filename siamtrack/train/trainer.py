@@ -28,6 +28,7 @@ from ..data.pairs import PairDataset, ResumableSampler, worker_init
 from ..device import pick_device
 from ..errors import ConfigError, OutputError
 from ..models import build_model
+from ..runtime import native_bf16_supported
 from .data_setup import training_data, validation_data
 from .objectives import build_objective
 from .trunk_cache import CachedPairs, build_trunk_cache, trunk_frozen
@@ -73,19 +74,6 @@ def param_groups(model, cfg_train):
     if backbone:
         groups.append({"params": backbone, "lr_mult": cfg_train.backbone_lr_mult})
     return groups
-
-
-def bf16_supported(device):
-    """True where bf16 autocast is fast, not merely possible: on a CPU without native bf16 (AVX2 only) oneDNN
-    emulates it, and a SiamFC-AlexNet step ran 12x slower than float32 (0.11 vs 1.4 pairs/s)."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    if device.type != "cpu":
-        return False
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
 
 
 def hardware(device, threads, world):
@@ -197,7 +185,8 @@ def _train(args, device, rank, world):
         if rank == 0:
             print(f"resuming {last_path} at epoch {state['epoch'] + 1}, step {state['step']}", file=sys.stderr)
 
-    use_bf16 = t.amp_bf16 and bf16_supported(device)
+    # bf16 only where it is native: emulated (AVX2-only CPUs) a SiamFC-AlexNet step ran 12x slower than fp32
+    use_bf16 = t.amp_bf16 and native_bf16_supported(device)
     if t.amp_bf16 and not use_bf16 and rank == 0:
         print("bf16 autocast asked for but this device has no native bf16: training in float32", file=sys.stderr)
     hw = hardware(device, torch.get_num_threads(), world)
