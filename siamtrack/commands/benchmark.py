@@ -34,6 +34,10 @@ def add_arguments(p):
     p.add_argument("--nano-head", default=None, help="NanoTrack head ONNX (or $SIAMTRACK_NANO_HEAD)")
     p.add_argument("--vit-net", default=None, help="OpenCV ViT tracker ONNX (or $SIAMTRACK_VIT_NET)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] for our models")
+    p.add_argument("--backend", default="torch", choices=["torch", "onnxruntime"],
+                   help="inference backend for our models (onnxruntime needs the export extra)")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
+                   help="bf16 runs only where the hardware has native bf16")
     p.add_argument("--max-frames", type=int, default=None, help="evaluate only the first N frames of each sequence")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -90,7 +94,8 @@ def run(args):
         if not names:
             raise ConfigError("no trackers to evaluate: pass --trackers (no shipped weights are present)")
     device = str(pick_device(args.device))
-    specs = [TrackerSpec(n, device, args.nano_backbone, args.nano_head, args.vit_net) for n in names]
+    specs = [TrackerSpec(n, device, args.nano_backbone, args.nano_head, args.vit_net, args.backend, args.precision)
+             for n in names]
     labels = [s.label for s in specs]
     if len(set(labels)) != len(labels):
         raise ConfigError(f"two trackers would share one results folder: {', '.join(labels)}")

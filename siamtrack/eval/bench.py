@@ -24,6 +24,8 @@ class TrackerSpec:
     nano_backbone: str | None = None
     nano_head: str | None = None
     vit_net: str | None = None
+    backend: str = "torch"
+    precision: str = "fp32"
 
     @property
     def label(self) -> str:
@@ -41,9 +43,8 @@ def tracker_factory(spec: TrackerSpec):
         make_opencv_tracker(spec.name, spec.nano_backbone, spec.nano_head, spec.vit_net)  # fail early on bad files
         return lambda: make_opencv_tracker(spec.name, spec.nano_backbone, spec.nano_head, spec.vit_net)
     from ..api import load_model, make_tracker
-    model, cfg, _ = load_model(spec.name, spec.device)
-    device = next(model.parameters()).device
-    return lambda: make_tracker(model, cfg, device)
+    net, cfg, _ = load_model(spec.name, spec.device, backend=spec.backend, precision=spec.precision)
+    return lambda: make_tracker(net, cfg, net.device)
 
 
 def frames_of(seq, max_frames) -> int:
