@@ -33,13 +33,18 @@ def trunk_frozen(model, frozen_prefixes) -> bool:
 def build_trunk_cache(model, dataset, pairs, batch_size, workers, device, path=None):
     """-> {"zf", "xf" (float16), "box" (float32), "negative" (float32)} for `pairs` pairs of `dataset` (epoch 0)."""
     path = Path(path) if path else None
+    have = None
     if path is not None and path.is_file():
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-        if blob.get("version") == CACHE_VERSION and blob["box"].shape[0] >= pairs:
-            return blob
+        have = torch.load(path, map_location="cpu", weights_only=True)
+        if have.get("version") != CACHE_VERSION:
+            have = None
+        elif have["box"].shape[0] >= pairs:
+            return {k: (v[:pairs] if isinstance(v, torch.Tensor) else v) for k, v in have.items()}
+    start = 0 if have is None else have["box"].shape[0]
     dataset.set_epoch(0)
-    # A pair is a pure function of its index, so the bank can hold more pairs than one epoch of the sampler.
-    subset = torch.utils.data.Subset(dataset, range(pairs))
+    # A pair is a pure function of its index, so the bank can hold more pairs than one epoch of the sampler, and a
+    # bigger bank only computes the pairs the smaller one lacks.
+    subset = torch.utils.data.Subset(dataset, range(start, pairs))
     loader = DataLoader(subset, batch_size=batch_size, shuffle=False, num_workers=workers,
                         worker_init_fn=worker_init if workers else None, prefetch_factor=4 if workers else None)
     backbone = model.backbone
@@ -55,6 +60,8 @@ def build_trunk_cache(model, dataset, pairs, batch_size, workers, device, path=N
     backbone.train(was_training)
     blob = {"version": CACHE_VERSION, "zf": torch.cat(zs), "xf": torch.cat(xs), "box": torch.cat(boxes),
             "negative": torch.cat(negs)}
+    if have is not None:
+        blob = {k: torch.cat([have[k], blob[k]]) if k != "version" else v for k, v in blob.items()}
     print(f"cached trunk features of {len(blob['box'])} pairs in {time.monotonic() - t0:.0f} s", file=sys.stderr)
     if path is not None:
         tmp = path.with_name(path.name + ".tmp")
