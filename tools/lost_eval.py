@@ -109,14 +109,16 @@ def absent_report(runs):
 
 
 def default_grid(dist):
-    """Candidates from the val scores of failed (IoU < 0.1) and good (IoU > 0.5) frames."""
+    """Candidates from the val scores of failed (IoU < 0.1) and good (IoU > 0.5) frames: lost below a low quantile of
+    the failures' scores (a tracker on a distractor often scores as high as on the target), uncertain below what 90 %
+    of good frames beat, recovered above a quantile of the good frames' scores."""
     fail, good = dist["iou_below_0.1"], dist["iou_above_0.5"]
     grid = []
-    for lost_below, recover_above in itertools.product((fail["q50"], fail["q75"]), (good["q25"], good["q50"])):
+    for lost_below, recover_above in itertools.product((fail["q10"], fail["q25"], fail["q50"]),
+                                                       (good["q25"], good["q50"])):
         if recover_above <= lost_below:
             continue
-        uncertain = max(lost_below, (fail["q50"] + good["q50"]) / 2)
-        grid.append({"lost_below": round(lost_below, 3), "uncertain_below": round(uncertain, 3),
+        grid.append({"lost_below": round(lost_below, 3), "uncertain_below": round(max(lost_below, good["q10"]), 3),
                      "recover_above": round(recover_above, 3)})
     return grid
 
