@@ -48,10 +48,17 @@ def main(argv=None):
     ap.add_argument("--fp16", action="store_true", help="store the weights as float16 (half the size)")
     ap.add_argument("--bench", help="a `siamtrack benchmark --json` file with this model's val numbers")
     ap.add_argument("--out", default="pretrained")
+    ap.add_argument("--tracker", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="tracker constants tuned on val after training (stored in the shipped config)")
     args = ap.parse_args(argv)
     run, out = Path(args.run), Path(args.out)
     stem = zoo.MODELS[args.name]
     blob = load_checkpoint(run / args.checkpoint)
+    for item in args.tracker:
+        key, value = item.split("=", 1)
+        if key not in blob["config"]["tracker"]:
+            raise SystemExit(f"unknown tracker constant {key!r}")
+        blob["config"]["tracker"][key] = type(blob["config"]["tracker"][key])(float(value))
     state = {k: (v.half() if args.fp16 and v.is_floating_point() else v) for k, v in blob["model"].items()}
     weights = out / f"{stem}.pth"
     save_checkpoint(weights, state, blob["config"], blob["meta"])
@@ -67,6 +74,7 @@ def main(argv=None):
              f"- hardware: `{json.dumps(meta.get('hardware'))}`",
              f"- data: `{json.dumps(meta.get('data'))}`",
              f"- command: `{meta.get('command')}`",
+             f"- tracker constants: `{json.dumps(blob['config']['tracker'])}`",
              f"- loss curve: ![loss]({stem}_loss.png)", ""]
     val_csv = run / "val.csv"
     if val_csv.is_file():
