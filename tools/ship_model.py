@@ -40,6 +40,27 @@ def loss_curve(log_csv, png, title):
     plt.close(fig)
 
 
+def portable(meta):
+    """The checkpoint's meta without this machine's absolute paths: data roots become paths relative to the folder
+    that holds the repository (../shared/data/sot for the project's data), the command a plain `siamtrack train`."""
+    base = Path(__file__).resolve().parents[2]
+
+    def fix(v):
+        if isinstance(v, dict):
+            return {k: fix(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [fix(x) for x in v]
+        if isinstance(v, str) and v.startswith(str(base) + "/"):
+            return "../" + v[len(str(base)) + 1:]
+        return v
+
+    meta = fix(meta)
+    cmd = str(meta.get("command", "")).split()
+    if cmd:
+        meta["command"] = " ".join(["siamtrack", "train"] + [fix(c) for c in cmd[1:]])
+    return meta
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--run", required=True, help="training run folder (best.pth, log.csv, val.csv)")
@@ -54,6 +75,7 @@ def main(argv=None):
     run, out = Path(args.run), Path(args.out)
     stem = zoo.MODELS[args.name]
     blob = load_checkpoint(run / args.checkpoint)
+    blob["meta"] = portable(blob["meta"])
     for item in args.tracker:
         key, value = item.split("=", 1)
         if key not in blob["config"]["tracker"]:
