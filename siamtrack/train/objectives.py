@@ -5,7 +5,6 @@ An objective is called as `objective(output, box, negative) -> (loss, {name: flo
 """
 from __future__ import annotations
 
-import torch
 
 from .losses import balanced_logistic_loss, siamfc_labels
 from ..errors import ConfigError
