@@ -102,18 +102,20 @@ def _read_ints(path, n):
 
 # -- OTB ----------------------------------------------------------------------------------------------------------
 
-def read_otb_sequence(folder, gt_name="groundtruth_rect.txt") -> Sequence:
-    folder = Path(folder)
-    img_dir = folder / "img"
+def _frames_and_boxes(folder, img_dir, gt_name, one_based):
+    """The sorted frames of `img_dir` and the boxes of `folder/gt_name` (0-based), as every layout stores them."""
+    frames = list_images(img_dir) if img_dir.is_dir() else []
+    if not frames:
+        raise DatasetError(f"{folder} is not a sequence folder: no images in {img_dir}")
     gt = folder / gt_name
-    if not img_dir.is_dir():
-        raise DatasetError(f"{folder} is not an OTB sequence (no img/ folder)")
     if not gt.is_file():
         raise DatasetError(f"{folder} has no ground truth {gt_name}")
-    frames = list_images(img_dir)
-    if not frames:
-        raise DatasetError(f"{img_dir} holds no images")
-    boxes = read_boxes(gt, one_based=True, n_frames=len(frames))
+    return frames, read_boxes(gt, one_based=one_based, n_frames=len(frames))
+
+
+def read_otb_sequence(folder, gt_name="groundtruth_rect.txt") -> Sequence:
+    folder = Path(folder)
+    frames, boxes = _frames_and_boxes(folder, folder / "img", gt_name, one_based=True)
     meta = {"dataset": "otb", "root": str(folder.parent)}
     attrs = folder / "attrs.txt"
     if attrs.is_file():
@@ -172,13 +174,7 @@ def _got10k_split_dir(root, split):
 
 def read_got10k_sequence(folder) -> Sequence:
     folder = Path(folder)
-    frames = list_images(folder)
-    if not frames:
-        raise DatasetError(f"{folder} holds no images")
-    gt = folder / "groundtruth.txt"
-    if not gt.is_file():
-        raise DatasetError(f"{folder} has no groundtruth.txt")
-    boxes = read_boxes(gt, one_based=False, n_frames=len(frames))
+    frames, boxes = _frames_and_boxes(folder, folder, "groundtruth.txt", one_based=False)
     absent = _read_flags(folder / "absence.label", len(frames))
     boxes[absent] = np.nan
     meta = {"dataset": "got10k"}
@@ -201,13 +197,7 @@ def _open_got10k(root, split):
 
 def read_lasot_sequence(folder) -> Sequence:
     folder = Path(folder)
-    frames = list_images(folder / "img") if (folder / "img").is_dir() else []
-    if not frames:
-        raise DatasetError(f"{folder} is not a LaSOT sequence (no images in img/)")
-    gt = folder / "groundtruth.txt"
-    if not gt.is_file():
-        raise DatasetError(f"{folder} has no groundtruth.txt")
-    boxes = read_boxes(gt, one_based=True, n_frames=len(frames))
+    frames, boxes = _frames_and_boxes(folder, folder / "img", "groundtruth.txt", one_based=True)
     meta = {"dataset": "lasot", "class": folder.parent.name,
             "full_occlusion": _read_flags(folder / "full_occlusion.txt", len(frames)),
             "out_of_view": _read_flags(folder / "out_of_view.txt", len(frames))}
