@@ -57,7 +57,9 @@ def portable(meta):
     meta = fix(meta)
     cmd = str(meta.get("command", "")).split()
     if cmd:
-        meta["command"] = " ".join(["siamtrack", "train"] + [fix(c) for c in cmd[1:]])
+        # argv[0] is the `siamtrack` script (then the `train` subcommand) or siamtrack/train/__main__.py (torchrun)
+        rest = cmd[2:] if cmd[1:2] == ["train"] else cmd[1:]
+        meta["command"] = " ".join(["siamtrack", "train"] + [fix(c) for c in rest])
     return meta
 
 
