@@ -13,7 +13,7 @@ from pathlib import Path
 from .errors import CheckpointError, ConfigError
 
 # name -> file stem; order is preference for the default model: best val AUC first (siamfc-alexnet 0.500,
-# siamrpn-lite 0.467, see their model cards); siamrpn-lite is the fast one.
+# siamrpn-lite 0.468, see their model cards); siamrpn-lite is the fast one.
 MODELS = {
     "siamfc-alexnet": "siamfc_alexnet",
     "siamrpn-lite": "siamrpn_lite",
