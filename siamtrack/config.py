@@ -94,8 +94,9 @@ class TrainConfig:
     workers: int = 2
     amp_bf16: bool = False
     checkpoint_minutes: float = 5.0
-    # > 0: the backbone stays frozen for the whole run, so its features for this many pairs are computed once and
-    # each epoch is one shuffled pass over them (siamtrack/train/trunk_cache.py)
+    # > 0: the backbone (or its first part: see frozen_backbone_prefixes) stays frozen for the whole run, so its
+    # features for this many pairs are computed once and each epoch is one shuffled pass over them
+    # (siamtrack/train/trunk_cache.py)
     cache_trunk_pairs: int = 0
     val_max_frames: int = 150       # epoch-end validation tracks only the first frames of each sequence
     seed: int = 0

@@ -1,9 +1,11 @@
 """Training on cached features of a frozen trunk: the cache is built once, reused on --resume, and training on it
 gives the same result as an uninterrupted run."""
 import torch
+import yaml
 
 from siamtrack.checkpoint import load_checkpoint
-from siamtrack.config import load_config
+from siamtrack.config import config_from_dict, load_config
+from siamtrack.models import build_model
 from siamtrack.train.__main__ import main as train_main
 from siamtrack.train.trunk_cache import CachedPairs
 
@@ -50,3 +52,58 @@ def test_cache_needs_a_frozen_trunk(tmp_path):
     (tmp_path / "cached.yaml").write_text(CACHED.replace("freeze_backbone_epochs: 100", "freeze_backbone_epochs: 1"))
     assert run(tmp_path, tmp_path / "out") == 2
     assert load_config(tmp_path / "cached.yaml").train.cache_trunk_pairs == 8
+
+
+PARTIAL = """
+name: tiny-lite
+model:
+  backbone: {name: efficientnet_lite0, args: {out_stage: 5}}
+  neck: {name: adjust, args: {in_channels: 112, out_channels: 16, crop: 7}}
+  head: {name: rpn_dw, args: {in_channels: 16, channels: 16, num_anchors: 5}}
+tracker: {type: siamrpn, anchor_ratios: [0.33, 0.5, 1.0, 2.0, 3.0], anchor_size: 64}
+train:
+  epochs: 1
+  batch_size: 2
+  search_size: 255
+  workers: 0
+  static_image_prob: 0.0
+  negative_pair_prob: 0.5
+  checkpoint_minutes: 100
+  seed: 3
+  cache_trunk_pairs: 4
+  freeze_backbone_epochs: 100
+  backbone_lr_mult: 0.5
+  frozen_backbone_prefixes: [stem, blocks.0, blocks.1, blocks.2, blocks.3, blocks.4, blocks.5, blocks.6, blocks.7]
+"""
+
+
+def test_forward_from_a_partial_trunk_equals_forward():
+    cfg = config_from_dict(yaml.safe_load(PARTIAL))
+    torch.manual_seed(0)
+    model = build_model(cfg.model).eval()
+    z, x = torch.rand(2, 3, 127, 127) * 255, torch.rand(2, 3, 255, 255) * 255
+    with torch.no_grad():
+        want = model(z, x)
+        got = model.forward_from_trunk(model.backbone(z, stop=8), model.backbone(x, stop=8), 8)
+    for a, b in zip(want, got):
+        torch.testing.assert_close(a, b)
+
+
+def test_cache_of_the_frozen_first_blocks_trains_the_later_ones(tmp_path):
+    make_root(tmp_path / "data")
+    (tmp_path / "cached.yaml").write_text(PARTIAL)
+    assert run(tmp_path, tmp_path / "out", "--max-steps", "2") == 0
+    blob = torch.load(tmp_path / "out" / "trunk_cache.pt", weights_only=True)
+    # the output of block 7 (stage 4: 80 channels, stride 16): 255 -> 17x17, 127 -> 9x9
+    assert blob["cut"] == 8 and blob["xf"].shape[1:] == (80, 17, 17) and blob["zf"].shape[1:] == (80, 9, 9)
+    torch.manual_seed(3)  # the trainer seeds with train.seed before it builds the model
+    before = build_model(load_config(tmp_path / "cached.yaml").model).state_dict()
+    after = load_checkpoint(tmp_path / "out" / "last.pth")["model"]
+    moved = {k for k, v in after.items() if k.startswith("backbone.") and not torch.equal(v, before[k])}
+    assert moved and all(k.startswith("backbone.blocks.") and int(k.split(".")[2]) >= 8 for k in moved)
+
+
+def test_cache_needs_a_leading_frozen_part(tmp_path):
+    make_root(tmp_path / "data")
+    (tmp_path / "cached.yaml").write_text(PARTIAL.replace("blocks.0, ", ""))  # block 0 would train: no cache
+    assert run(tmp_path, tmp_path / "out") == 2

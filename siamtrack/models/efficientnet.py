@@ -101,9 +101,12 @@ class EfficientNetLite0(nn.Module):
                     m.eval()
         return self
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.pad((x - 127.0) / 128.0, (BORDER,) * 4)
-        return self.blocks(self.stem(x))
+    def forward(self, x: torch.Tensor, start: int = 0, stop: int | None = None) -> torch.Tensor:
+        """Crops -> features. `start`/`stop` run only blocks[start:stop]; with start > 0, x is the output of block
+        start - 1 (training on a cache of a frozen first part of the trunk, siamtrack/train/trunk_cache.py)."""
+        if start == 0:
+            x = self.stem(F.pad((x - 127.0) / 128.0, (BORDER,) * 4))
+        return self.blocks[start:stop](x)
 
     def classify(self, x: torch.Tensor) -> torch.Tensor:
         """ImageNet logits (N, 1000) for RGB 0..255 images."""

@@ -46,8 +46,11 @@ class SiameseNet(nn.Module):
     def forward(self, z, x):
         return self.head(self.head.template(self.embed(z, is_template=True)), self.embed(x))
 
-    def forward_from_trunk(self, zf, xf):
-        """`forward` from backbone features already computed (training on a cached frozen trunk)."""
+    def forward_from_trunk(self, zf, xf, start=None):
+        """`forward` from backbone features already computed (training on a cached frozen trunk). With `start`, the
+        features are those before backbone block `start`, and the blocks from there on run here."""
+        if start is not None:
+            zf, xf = self.backbone(zf, start=start), self.backbone(xf, start=start)
         if self.neck is not None:
             zf, xf = self.neck(zf, is_template=True), self.neck(xf)
         return self.head(self.head.template(zf), xf)

@@ -31,7 +31,7 @@ from ..models import build_model
 from ..runtime import native_bf16_supported
 from .data_setup import training_data, validation_data
 from .objectives import build_objective
-from .trunk_cache import CachedPairs, build_trunk_cache, trunk_frozen
+from .trunk_cache import CachedPairs, build_trunk_cache, trunk_cut
 from .validate import validate
 
 LOG_FIELDS = ["step", "epoch", "lr", "loss", "pairs_per_s", "wall"]
@@ -231,8 +231,11 @@ def _train(args, device, rank, world):
             for g in optimizer.param_groups:
                 g["lr"] = lr * g["lr_mult"]
             z, x = z.to(device, non_blocking=True), x.to(device, non_blocking=True)
+            if cached and dataset.cut is not None:
+                # backbone blocks run on the cached features: depthwise convolutions train ~1.5x faster channels-last
+                z, x = z.contiguous(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                output = net.forward_from_trunk(z, x) if cached else net(z, x)
+                output = net.forward_from_trunk(z, x, dataset.cut) if cached else net(z, x)
             loss, logs = objective(output, box, negative)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -286,16 +289,18 @@ def _train(args, device, rank, world):
 
 
 def _cached_trunk_pairs(model, dataset, cfg, device, world, out):
-    """The frozen-trunk fast path: backbone features of `cache_trunk_pairs` pairs, computed once."""
+    """The frozen-trunk fast path: features of the frozen part of the backbone for `cache_trunk_pairs` pairs,
+    computed once."""
     t = cfg.train
     if world > 1:
         raise ConfigError("cache_trunk_pairs trains in a single process (the cache is built per process)")
-    if t.freeze_backbone_epochs < t.epochs or not trunk_frozen(model, frozen_prefixes(t, 0)):
-        raise ConfigError("cache_trunk_pairs needs the whole backbone frozen for the whole run")
+    if t.freeze_backbone_epochs < t.epochs:
+        raise ConfigError("cache_trunk_pairs needs the cached part of the backbone frozen for the whole run")
+    cut = trunk_cut(model, frozen_prefixes(t, 0))
     apply_freeze(model, frozen_prefixes(t, 0))
     out.mkdir(parents=True, exist_ok=True)
     blob = build_trunk_cache(model, dataset, t.cache_trunk_pairs, t.batch_size, t.workers, device,
-                             out / "trunk_cache.pt")
+                             out / "trunk_cache.pt", cut=cut)
     return CachedPairs(blob, seed=t.seed)
 
 
