@@ -232,8 +232,9 @@ def _train(args, device, rank, world):
                 g["lr"] = lr * g["lr_mult"]
             z, x = z.to(device, non_blocking=True), x.to(device, non_blocking=True)
             if cached and dataset.cut is not None:
-                # backbone blocks run on the cached features: depthwise convolutions train ~1.5x faster channels-last
-                z, x = z.contiguous(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+                # backbone blocks run on the cached features: their depthwise convolutions train ~1.4x faster
+                # channels-last on CPU
+                z, x = (f.contiguous(memory_format=torch.channels_last) for f in (z, x))
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
                 output = net.forward_from_trunk(z, x, dataset.cut) if cached else net(z, x)
             loss, logs = objective(output, box, negative)
@@ -296,8 +297,8 @@ def _cached_trunk_pairs(model, dataset, cfg, device, world, out):
         raise ConfigError("cache_trunk_pairs trains in a single process (the cache is built per process)")
     if t.freeze_backbone_epochs < t.epochs:
         raise ConfigError("cache_trunk_pairs needs the cached part of the backbone frozen for the whole run")
-    cut = trunk_cut(model, frozen_prefixes(t, 0))
     apply_freeze(model, frozen_prefixes(t, 0))
+    cut = trunk_cut(model)
     out.mkdir(parents=True, exist_ok=True)
     blob = build_trunk_cache(model, dataset, t.cache_trunk_pairs, t.batch_size, t.workers, device,
                              out / "trunk_cache.pt", cut=cut)

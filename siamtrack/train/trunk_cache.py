@@ -3,9 +3,10 @@
 When the whole backbone stays frozen (an ImageNet-pretrained trunk, as for siamrpn-lite), its output for a pair never
 changes during training, so it is computed once: `build_trunk_cache` runs the pair sampler for `pairs` pairs and keeps
 the backbone features of both crops (float16), and `CachedPairs` serves them to the trainer, which then only runs the
-neck and the head. When only the backbone's first part is frozen (the stem and its first blocks), the cache holds the
-output of that part and the trainer also runs the later blocks, which train. On this project's two-core CPU that turns a few pairs per second into hundreds, at the price of a
-fixed bank of augmentations instead of fresh ones every epoch.
+neck and the head. On this project's two-core CPU that turns a few pairs per second into hundreds, at the price of a
+fixed bank of augmentations instead of fresh ones every epoch. When only the backbone's first part is frozen (the stem
+and its first blocks), the cache holds the output of that part and the trainer also runs the later blocks, which
+train.
 
 The bank is saved beside the run (`trunk_cache.pt`, weights_only-loadable tensors) so `--resume` does not rebuild it.
 """
@@ -25,23 +26,19 @@ from ..errors import ConfigError
 CACHE_VERSION = 1
 
 
-def _frozen(name, prefixes):
-    return any(name == p or name.startswith(p + ".") for p in prefixes)
-
-
-def trunk_cut(model, frozen_prefixes):
-    """Where the cached part of the backbone ends, or raise ConfigError when the frozen set is not a leading part.
+def trunk_cut(model):
+    """Where the cached part of the backbone ends, from which parameters train (requires_grad, as the trainer's
+    freezing left them); raise ConfigError when the frozen ones are not a leading part.
 
     None: the whole backbone is frozen and the cache holds its output. k: the backbone is a stem and `blocks`
     (EfficientNet), the stem and blocks[:k] are frozen and every later block trains, so the cache holds the output
     of block k - 1 and training runs blocks[k:] (at backbone_lr_mult) on it."""
-    names = [n for n, _ in model.named_parameters() if n.startswith("backbone.")]
-    frozen = [_frozen(n, frozen_prefixes) for n in names]
-    if names and all(frozen):
+    named = [(n, p) for n, p in model.named_parameters() if n.startswith("backbone.")]
+    frozen = [not p.requires_grad for _, p in named]
+    if named and all(frozen):
         return None
-    blocks = getattr(model.backbone, "blocks", None)
-    if blocks is not None and any(frozen):
-        block_of = [int(n.split(".")[2]) if n.startswith("backbone.blocks.") else -1 for n in names]
+    if getattr(model.backbone, "blocks", None) is not None and any(frozen):
+        block_of = [int(n.split(".")[2]) if n.startswith("backbone.blocks.") else -1 for n, _ in named]
         k = min(b for b, f in zip(block_of, frozen) if not f)
         if k >= 0 and all(f == (b < k) for b, f in zip(block_of, frozen)):
             return k
@@ -82,8 +79,8 @@ def build_trunk_cache(model, dataset, pairs, batch_size, workers, device, path=N
         boxes.append(box.float())
         negs.append(negative.float())
     backbone.train(was_training)
-    blob = {"version": CACHE_VERSION, "cut": -1 if cut is None else cut, "zf": torch.cat(zs), "xf": torch.cat(xs), "box": torch.cat(boxes),
-            "negative": torch.cat(negs)}
+    blob = {"version": CACHE_VERSION, "cut": -1 if cut is None else cut, "zf": torch.cat(zs), "xf": torch.cat(xs),
+            "box": torch.cat(boxes), "negative": torch.cat(negs)}
     if have is not None:
         blob = {k: torch.cat([have[k], v]) if isinstance(v, torch.Tensor) else v for k, v in blob.items()}
     print(f"cached trunk features of {len(blob['box'])} pairs in {time.monotonic() - t0:.0f} s", file=sys.stderr)
