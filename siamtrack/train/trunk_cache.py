@@ -51,11 +51,12 @@ def build_trunk_cache(model, dataset, pairs, batch_size, workers, device, path=N
     """-> {"zf", "xf" (float16), "box" (float32), "negative" (float32)} for `pairs` pairs of `dataset` (epoch 0):
     the backbone's output, or with `cut` k the output of its block k - 1 (see trunk_cut)."""
     path = Path(path) if path else None
+    # stored as "cut": the block the features stop before, -1 for the whole backbone (absent in older banks: -1)
+    stored_cut = -1 if cut is None else int(cut)
     have = None
     if path is not None and path.is_file():
         have = torch.load(path, map_location="cpu", weights_only=True)
-        # "cut" (the block the features stop before, -1 for the whole backbone) came later: absent means -1
-        if have.get("version") != CACHE_VERSION or have.get("cut", -1) != (-1 if cut is None else cut):
+        if have.get("version") != CACHE_VERSION or have.get("cut", -1) != stored_cut:
             have = None
         elif have["box"].shape[0] >= pairs:
             return {k: (v[:pairs] if isinstance(v, torch.Tensor) else v) for k, v in have.items()}
@@ -79,7 +80,7 @@ def build_trunk_cache(model, dataset, pairs, batch_size, workers, device, path=N
         boxes.append(box.float())
         negs.append(negative.float())
     backbone.train(was_training)
-    blob = {"version": CACHE_VERSION, "cut": -1 if cut is None else cut, "zf": torch.cat(zs), "xf": torch.cat(xs),
+    blob = {"version": CACHE_VERSION, "cut": stored_cut, "zf": torch.cat(zs), "xf": torch.cat(xs),
             "box": torch.cat(boxes), "negative": torch.cat(negs)}
     if have is not None:
         blob = {k: torch.cat([have[k], v]) if isinstance(v, torch.Tensor) else v for k, v in blob.items()}
