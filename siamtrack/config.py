@@ -98,6 +98,9 @@ class TrainConfig:
     # features for this many pairs are computed once and each epoch is one shuffled pass over them
     # (siamtrack/train/trunk_cache.py)
     cache_trunk_pairs: int = 0
+    # and this many more pairs from the still images only (COCO), appended to those: raises the bank's share of
+    # still-image pairs without redrawing the mixed ones
+    cache_static_pairs: int = 0
     val_max_frames: int = 150       # epoch-end validation tracks only the first frames of each sequence
     seed: int = 0
 

@@ -1,13 +1,18 @@
 """Training on cached features of a frozen trunk: the cache is built once, reused on --resume, and training on it
 gives the same result as an uninterrupted run."""
+import cv2
+import numpy as np
 import torch
 import yaml
 
 from siamtrack.checkpoint import load_checkpoint
 from siamtrack.config import config_from_dict, load_config
+from siamtrack.data.datasets import open_dataset
+from siamtrack.data.pairs import PairDataset
+from siamtrack.data.static import open_static
 from siamtrack.models import build_model
 from siamtrack.train.__main__ import main as train_main
-from siamtrack.train.trunk_cache import CachedPairs
+from siamtrack.train.trunk_cache import CachedPairs, build_trunk_cache
 
 from test_train import CONFIG, make_root
 
@@ -107,3 +112,42 @@ def test_cache_needs_a_leading_frozen_part(tmp_path):
     make_root(tmp_path / "data")
     (tmp_path / "cached.yaml").write_text(PARTIAL.replace("blocks.0, ", ""))  # block 0 would train: no cache
     assert run(tmp_path, tmp_path / "out") == 2
+
+
+def make_stills(root, n=3):
+    """Still images with one box each, YOLO layout (as ../shared/data/coco128)."""
+    rng = np.random.default_rng(1)
+    (root / "images" / "train2017").mkdir(parents=True)
+    (root / "labels" / "train2017").mkdir(parents=True)
+    for i in range(n):
+        cv2.imwrite(str(root / "images" / "train2017" / f"{i}.jpg"), rng.integers(0, 255, (120, 160, 3), np.uint8))
+        (root / "labels" / "train2017" / f"{i}.txt").write_text("0 0.5 0.5 0.3 0.4\n")
+    return open_static(root)
+
+
+def test_still_image_tail_extends_a_mixed_bank(tmp_path):
+    make_root(tmp_path / "data")
+    cfg = config_from_dict(yaml.safe_load(CONFIG.replace("static_image_prob: 0.0", "static_image_prob: 0.3")))
+    data = PairDataset(open_dataset(tmp_path / "data", split="train"), cfg, static=make_stills(tmp_path / "coco"),
+                       seed=3)
+    torch.manual_seed(0)
+    model = build_model(cfg.model)
+
+    def build(pairs, still, path):
+        return build_trunk_cache(model, data, pairs, 2, 0, "cpu", path, static_pairs=still)
+
+    bank = tmp_path / "bank.pt"
+    mixed = build(4, 0, bank)
+    grown = build(4, 4, bank)                       # computes only the 4 still-image pairs
+    fresh = build(4, 4, None)
+    assert grown["static_from"] == 4 and grown["box"].shape[0] == 8
+    for k in ("zf", "xf", "box", "negative"):
+        assert torch.equal(grown[k], fresh[k]) and torch.equal(grown[k][:4], mixed[k]), k
+    still = data.static_only()
+    for i in range(4, 8):                           # the tail is the still-image sampler's pairs 4..7
+        assert torch.equal(grown["box"][i], still[i][2].float())
+    assert not any(torch.equal(grown["box"][i], data[i][2].float()) for i in range(4, 8))
+    # a bank whose layout disagrees (6 mixed pairs asked, 4 stored) is rebuilt, not silently reused
+    other, want = build(6, 2, bank), build(6, 2, None)
+    for k in ("zf", "xf", "box", "negative"):
+        assert torch.equal(other[k], want[k]), k

@@ -5,6 +5,7 @@ makes it or on what came before it: a run resumed at step k sees exactly the pai
 """
 from __future__ import annotations
 
+import copy
 import cv2
 import numpy as np
 import torch
@@ -49,6 +50,15 @@ class PairDataset(Dataset):
 
     def set_epoch(self, epoch):
         self.epoch = int(epoch)
+
+    def static_only(self):
+        """A copy that draws every pair from the still images; same seed, so its pair i is still a pure function
+        of i."""
+        if not self.static:
+            raise DatasetError("cache_static_pairs needs still images with boxes (--coco)")
+        other = copy.copy(self)
+        other.static_prob = 1.0
+        return other
 
     def __len__(self):
         return self.pairs

@@ -165,6 +165,8 @@ def _train(args, device, rank, world):
     torch.manual_seed(t.seed)
     model = build_model(cfg.model).to(device)
     cached = t.cache_trunk_pairs > 0
+    if t.cache_static_pairs and not cached:
+        raise ConfigError("cache_static_pairs extends the trunk cache: set cache_trunk_pairs too")
     if cached:
         dataset = _cached_trunk_pairs(model, dataset, cfg, device, world, out)
     per_rank = t.batch_size // world
@@ -301,7 +303,7 @@ def _cached_trunk_pairs(model, dataset, cfg, device, world, out):
     cut = trunk_cut(model)
     out.mkdir(parents=True, exist_ok=True)
     blob = build_trunk_cache(model, dataset, t.cache_trunk_pairs, t.batch_size, t.workers, device,
-                             out / "trunk_cache.pt", cut=cut)
+                             out / "trunk_cache.pt", cut=cut, static_pairs=t.cache_static_pairs)
     return CachedPairs(blob, seed=t.seed)
 
 

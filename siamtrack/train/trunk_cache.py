@@ -47,31 +47,58 @@ def trunk_cut(model):
 
 
 @torch.inference_mode()
-def build_trunk_cache(model, dataset, pairs, batch_size, workers, device, path=None, cut=None):
-    """-> {"zf", "xf" (float16), "box" (float32), "negative" (float32)} for `pairs` pairs of `dataset` (epoch 0):
-    the backbone's output, or with `cut` k the output of its block k - 1 (see trunk_cut)."""
+def build_trunk_cache(model, dataset, pairs, batch_size, workers, device, path=None, cut=None, static_pairs=0):
+    """-> {"zf", "xf" (float16), "box" (float32), "negative" (float32), "static_from"} for `pairs` pairs of `dataset`
+    (epoch 0) followed by `static_pairs` pairs drawn from its still images only (`dataset.static_only()`, indices
+    pairs .. pairs + static_pairs): the backbone's output, or with `cut` k the output of its block k - 1 (see
+    trunk_cut). The still-image tail raises a bank's share of COCO-style pairs without changing the mixed pairs
+    before it, so a bank built without it is extended, not rebuilt."""
     path = Path(path) if path else None
     # stored as "cut": the block the features stop before, -1 for the whole backbone (absent in older banks: -1)
     stored_cut = -1 if cut is None else int(cut)
-    have = None
+    total = pairs + static_pairs
+    have, kept = None, 0
     if path is not None and path.is_file():
         have = torch.load(path, map_location="cpu", weights_only=True)
         if have.get("version") != CACHE_VERSION or have.get("cut", -1) != stored_cut:
             have = None
-        elif have["box"].shape[0] >= pairs:
-            return {k: (v[:pairs] if isinstance(v, torch.Tensor) else v) for k, v in have.items()}
-    start = 0 if have is None else have["box"].shape[0]
+    if have is not None:
+        # Pair i of a bank is mixed when i < static_from (absent in older banks: every pair is mixed). The stored
+        # bank is reused as far as it agrees with the one asked for.
+        n = have["box"].shape[0]
+        kept = min(n, total)
+        if min(have.get("static_from", n), kept) != min(pairs, kept):
+            have, kept = None, 0
+    parts = [] if have is None else [{k: v[:kept] for k, v in have.items() if isinstance(v, torch.Tensor)}]
+    if kept == total:
+        return {"version": CACHE_VERSION, "cut": stored_cut, "static_from": pairs, **parts[0]}
+    t0 = time.monotonic()
+    if kept < pairs:
+        parts.append(_features(model, dataset, range(kept, pairs), batch_size, workers, device, cut))
+    if static_pairs:
+        parts.append(_features(model, dataset.static_only(), range(max(kept, pairs), total), batch_size, workers,
+                               device, cut))
+    blob = {"version": CACHE_VERSION, "cut": stored_cut, "static_from": pairs,
+            **{k: torch.cat([p[k] for p in parts]) for k in parts[-1]}}
+    print(f"cached trunk features of {len(blob['box'])} pairs in {time.monotonic() - t0:.0f} s", file=sys.stderr)
+    if path is not None:
+        tmp = path.with_name(path.name + ".tmp")
+        torch.save(blob, tmp)
+        tmp.replace(path)
+    return blob
+
+
+def _features(model, dataset, indices, batch_size, workers, device, cut):
+    """Trunk features and boxes of the pairs `indices` of `dataset` (epoch 0): a pair is a pure function of its
+    index, so a bigger bank only computes the pairs a smaller one lacks."""
     dataset.set_epoch(0)
-    # A pair is a pure function of its index, so the bank can hold more pairs than one epoch of the sampler, and a
-    # bigger bank only computes the pairs the smaller one lacks.
-    subset = torch.utils.data.Subset(dataset, range(start, pairs))
-    loader = DataLoader(subset, batch_size=batch_size, shuffle=False, num_workers=workers,
-                        worker_init_fn=worker_init if workers else None, prefetch_factor=4 if workers else None)
+    loader = DataLoader(torch.utils.data.Subset(dataset, indices), batch_size=batch_size, shuffle=False,
+                        num_workers=workers, worker_init_fn=worker_init if workers else None,
+                        prefetch_factor=4 if workers else None)
     backbone = model.backbone
     was_training = backbone.training
     backbone.eval()
     zs, xs, boxes, negs = [], [], [], []
-    t0 = time.monotonic()
     for z, x, box, negative in tqdm(loader, desc="caching trunk features", file=sys.stderr, mininterval=30):
         for crops, feats in ((z, zs), (x, xs)):
             # channels-last: the depthwise-heavy trunk runs ~1.7x faster on CPU in that layout
@@ -80,16 +107,7 @@ def build_trunk_cache(model, dataset, pairs, batch_size, workers, device, path=N
         boxes.append(box.float())
         negs.append(negative.float())
     backbone.train(was_training)
-    blob = {"version": CACHE_VERSION, "cut": stored_cut, "zf": torch.cat(zs), "xf": torch.cat(xs),
-            "box": torch.cat(boxes), "negative": torch.cat(negs)}
-    if have is not None:
-        blob = {k: torch.cat([have[k], v]) if isinstance(v, torch.Tensor) else v for k, v in blob.items()}
-    print(f"cached trunk features of {len(blob['box'])} pairs in {time.monotonic() - t0:.0f} s", file=sys.stderr)
-    if path is not None:
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save(blob, tmp)
-        tmp.replace(path)
-    return blob
+    return {"zf": torch.cat(zs), "xf": torch.cat(xs), "box": torch.cat(boxes), "negative": torch.cat(negs)}
 
 
 class CachedPairs(Dataset):
