@@ -6,6 +6,7 @@ makes it or on what came before it: a run resumed at step k sees exactly the pai
 from __future__ import annotations
 
 import copy
+
 import cv2
 import numpy as np
 import torch
