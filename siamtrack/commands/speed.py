@@ -9,6 +9,7 @@ machine's GEMM rate is measured in the same run, so the report says how far the 
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -191,6 +192,10 @@ def measure(args):
     threads = torch.get_num_threads()
     device = pick_device(args.device)
     backend, cfg = _load(args, device)
+    # The timed step is K targets being tracked: the whole-frame search a lost target starts would add a varying
+    # number of crops per frame (and the extra targets of --targets, placed beside the real one, often sit on
+    # background and get lost), so recovery is off here; `siamtrack benchmark` measures speed with it.
+    cfg = dataclasses.replace(cfg, tracker=dataclasses.replace(cfg.tracker, recovery=False))
     n = args.warmup + args.frames + 1
     sot = shared_sot_root()
     if args.frame_size or sot is None:
