@@ -88,6 +88,9 @@ class TrainConfig:
     search_shift: float = 8.0
     search_stretch: float = 0.05
     static_image_prob: float = 0.2
+    # Splits of the still-image root (--coco) to draw from, in this order: images/<split>/ with its labels. COCO's
+    # val2017 images are not the tracking val split, so training may use them.
+    static_splits: list = field(default_factory=lambda: ["train2017"])
     backbone_lr_mult: float = 1.0
     freeze_backbone_epochs: int = 0
     frozen_backbone_prefixes: list = field(default_factory=list)

@@ -173,6 +173,24 @@ def test_yolo_and_coco_static_images(tmp_path):
         open_static(tmp_path / "nowhere")
 
 
+def test_training_data_reads_the_still_image_splits_in_order(tmp_path):
+    from siamtrack.train.data_setup import training_data
+
+    make_otb(tmp_path / "sot", "Seq", n=6)
+    coco = tmp_path / "coco"
+    for split, names in (("train2017", ["a.jpg", "b.jpg"]), ("val2017", ["c.jpg"])):
+        write_frames(coco / "images" / split, names, size=(100, 200))
+        for n in names:
+            write_lines(coco / "labels" / split / n.replace(".jpg", ".txt"), ["0 0.5 0.5 0.2 0.3"])
+    _, static, desc = training_data([tmp_path / "sot"], coco=coco)
+    assert [Path(p).name for p, _ in static] == ["a.jpg", "b.jpg"]
+    _, static, desc = training_data([tmp_path / "sot"], coco=coco, static_splits=["val2017", "train2017"])
+    assert [Path(p).name for p, _ in static] == ["c.jpg", "a.jpg", "b.jpg"]
+    assert desc["static"]["splits"] == ["val2017", "train2017"] and desc["static"]["images"] == 3
+    with pytest.raises(DatasetError, match="test2017"):
+        training_data([tmp_path / "sot"], coco=coco, static_splits=["train2017", "test2017"])
+
+
 @pytest.mark.skipif(not (SHARED / "data" / "coco128").is_dir(), reason="../shared/data/coco128 is absent")
 def test_shared_coco128_yolo_and_json_agree():
     from siamtrack.data.static import open_static, read_coco

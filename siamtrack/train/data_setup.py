@@ -24,8 +24,9 @@ def _default_split(root, split):
     return split
 
 
-def training_data(data_roots, data_split=None, coco=None, data_format="auto"):
-    """-> (sequences, static items, description dict). Falls back to the shared data when no root is given."""
+def training_data(data_roots, data_split=None, coco=None, data_format="auto", static_splits=("train2017",)):
+    """-> (sequences, static items, description dict). Falls back to the shared data when no root is given.
+    The still images are those of `static_splits` of the `coco` root, concatenated in that order."""
     shared = shared_data_dir()
     if not data_roots:
         if shared is None:
@@ -40,10 +41,11 @@ def training_data(data_roots, data_split=None, coco=None, data_format="auto"):
         sequences += seqs
         used.append({"root": str(root), "split": split, "sequences": len(seqs),
                      "frames": int(sum(len(s) for s in seqs)), "valid_frames": int(sum(s.valid.sum() for s in seqs))})
-    static = open_static(coco) if coco else []
+    static = [item for split in static_splits for item in open_static(coco, split)] if coco else []
     desc = {"sequences": used}
     if coco:
-        desc["static"] = {"root": str(coco), "images": len(static), "boxes": int(sum(len(b) for _, b in static))}
+        desc["static"] = {"root": str(coco), "splits": list(static_splits), "images": len(static),
+                          "boxes": int(sum(len(b) for _, b in static))}
     return sequences, static, desc
 
 

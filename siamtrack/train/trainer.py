@@ -159,7 +159,8 @@ def _train(args, device, rank, world):
     if rank == 0 and last_path.is_file() and not args.resume:
         raise OutputError(f"{out} already holds a run (last.pth); pass --resume to continue it or choose another --out")
 
-    sequences, static, data_desc = training_data(args.data, args.data_split, args.coco, args.data_format)
+    sequences, static, data_desc = training_data(args.data, args.data_split, args.coco, args.data_format,
+                                                 t.static_splits)
     val_seqs = validation_data(args.val_data, args.val_split, args.no_val) if rank == 0 else []
     dataset = PairDataset(sequences, cfg, static=static, seed=t.seed)
     torch.manual_seed(t.seed)
