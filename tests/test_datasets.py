@@ -187,6 +187,8 @@ def test_training_data_reads_the_still_image_splits_in_order(tmp_path):
     _, static, desc = training_data([tmp_path / "sot"], coco=coco, static_splits=["val2017", "train2017"])
     assert [Path(p).name for p, _ in static] == ["c.jpg", "a.jpg", "b.jpg"]
     assert desc["static"]["splits"] == ["val2017", "train2017"] and desc["static"]["images"] == 3
+    _, static, _ = training_data([tmp_path / "sot"], coco=coco, static_splits="val2017")
+    assert [Path(p).name for p, _ in static] == ["c.jpg"]
     with pytest.raises(DatasetError, match="test2017"):
         training_data([tmp_path / "sot"], coco=coco, static_splits=["train2017", "test2017"])
 

@@ -41,6 +41,8 @@ def training_data(data_roots, data_split=None, coco=None, data_format="auto", st
         sequences += seqs
         used.append({"root": str(root), "split": split, "sequences": len(seqs),
                      "frames": int(sum(len(s) for s in seqs)), "valid_frames": int(sum(s.valid.sum() for s in seqs))})
+    if isinstance(static_splits, str):  # `static_splits: val2017` in a YAML means the one split
+        static_splits = [static_splits]
     static = [item for split in static_splits for item in open_static(coco, split)] if coco else []
     desc = {"sequences": used}
     if coco:
