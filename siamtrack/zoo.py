@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .errors import CheckpointError, ConfigError
 
-# name -> file stem; order is preference for the default model: best val AUC first (siamrpn-lite 0.547,
+# name -> file stem; order is preference for the default model: best val AUC first (siamrpn-lite 0.542,
 # siamfc-alexnet 0.500, one-pass through the default torch backend; see their model cards).
 MODELS = {
     "siamrpn-lite": "siamrpn_lite",

@@ -151,3 +151,10 @@ def test_still_image_tail_extends_a_mixed_bank(tmp_path):
     other, want = build(6, 2, bank), build(6, 2, None)
     for k in ("zf", "xf", "box", "negative"):
         assert torch.equal(other[k], want[k]), k
+    # so is a bank drawn from other data (one still image fewer) or with other settings
+    data = PairDataset(open_dataset(tmp_path / "data", split="train"), cfg,
+                       static=make_stills(tmp_path / "coco2")[:-1], seed=3)
+    other, want = build(6, 2, bank), build(6, 2, None)
+    assert other["sampler"] != grown["sampler"]
+    for k in ("zf", "xf", "box", "negative"):
+        assert torch.equal(other[k], want[k]), k

@@ -6,6 +6,8 @@ makes it or on what came before it: a run resumed at step k sees exactly the pai
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 
 import cv2
 import numpy as np
@@ -60,6 +62,16 @@ class PairDataset(Dataset):
         other = copy.copy(self)
         other.static_prob = 1.0
         return other
+
+    def fingerprint(self):
+        """A digest of everything that decides pair i: the data, the sampling and augmentation settings, the seed.
+        A trunk-feature bank stores it, so a bank of other data or settings is rebuilt rather than reused."""
+        what = {"sequences": [[s.name, len(s), int(s.valid.sum())] for s in self.sequences],
+                "static": [[str(p), np.asarray(b).round(3).tolist()] for p, b in self.static],
+                "sizes": [self.exemplar_size, self.search_size, self.context], "max_gap": self.max_gap,
+                "probs": [self.static_prob, self.negative_prob], "z": repr(self.z_params), "x": repr(self.x_params),
+                "seed": self.seed}
+        return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()
 
     def __len__(self):
         return self.pairs

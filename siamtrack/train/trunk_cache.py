@@ -52,15 +52,18 @@ def build_trunk_cache(model, dataset, pairs, batch_size, workers, device, path=N
     (epoch 0) followed by `static_pairs` pairs drawn from its still images only (`dataset.static_only()`, indices
     pairs .. pairs + static_pairs): the backbone's output, or with `cut` k the output of its block k - 1 (see
     trunk_cut). The still-image tail raises a bank's share of COCO-style pairs without changing the mixed pairs
-    before it, so a bank built without it is extended, not rebuilt."""
+    before it, so a bank built without it is extended, not rebuilt. A stored bank is reused only when it was drawn
+    by the same sampler (`dataset.fingerprint()`: data, settings, seed)."""
     path = Path(path) if path else None
     # stored as "cut": the block the features stop before, -1 for the whole backbone (absent in older banks: -1)
     stored_cut = -1 if cut is None else int(cut)
     total = pairs + static_pairs
+    sampler = dataset.fingerprint()
     have, kept = None, 0
     if path is not None and path.is_file():
         have = torch.load(path, map_location="cpu", weights_only=True)
-        if have.get("version") != CACHE_VERSION or have.get("cut", -1) != stored_cut:
+        if (have.get("version") != CACHE_VERSION or have.get("cut", -1) != stored_cut
+                or have.get("sampler") != sampler):
             have = None
     if have is not None:
         # Pair i of a bank is mixed when i < static_from (absent in older banks: every pair is mixed). The stored
@@ -71,14 +74,14 @@ def build_trunk_cache(model, dataset, pairs, batch_size, workers, device, path=N
             have, kept = None, 0
     parts = [] if have is None else [{k: v[:kept] for k, v in have.items() if isinstance(v, torch.Tensor)}]
     if kept == total:
-        return {"version": CACHE_VERSION, "cut": stored_cut, "static_from": pairs, **parts[0]}
+        return {"version": CACHE_VERSION, "cut": stored_cut, "sampler": sampler, "static_from": pairs, **parts[0]}
     t0 = time.monotonic()
     if kept < pairs:
         parts.append(_features(model, dataset, range(kept, pairs), batch_size, workers, device, cut))
     if static_pairs:
         parts.append(_features(model, dataset.static_only(), range(max(kept, pairs), total), batch_size, workers,
                                device, cut))
-    blob = {"version": CACHE_VERSION, "cut": stored_cut, "static_from": pairs,
+    blob = {"version": CACHE_VERSION, "cut": stored_cut, "sampler": sampler, "static_from": pairs,
             **{k: torch.cat([p[k] for p in parts]) for k in parts[-1]}}
     print(f"cached trunk features of {len(blob['box'])} pairs in {time.monotonic() - t0:.0f} s", file=sys.stderr)
     if path is not None:
