@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from ..api import make_tracker
+from ..api import make_tracker, without_pretrained
 from ..errors import ConfigError, OutputError, SiamtrackError
 from ..runtime import BACKENDS, PRECISIONS, load_backend, make_backend, native_bf16_supported
 
@@ -175,7 +175,8 @@ def _load(args, device):
     if args.random_init:
         cfg = load_config(zoo.config_path(args.model) if args.model in zoo.MODELS else args.model)
         torch.manual_seed(0)
-        model = build_model(cfg.model).eval().to(device)
+        # random weights: nothing (e.g. ImageNet) is fetched, so timing needs no training extra
+        model = build_model(without_pretrained(cfg.model)).eval().to(device)
         return make_backend(model, cfg, device, args.backend, args.precision), cfg
     return load_backend(args.model, device, args.backend, args.precision)
 
@@ -233,7 +234,7 @@ def measure(args):
 
     # FLOPs depend on the architecture only: count them on a fresh fp32 copy whatever the backend runs.
     z = torch.zeros(args.targets, 3, cfg.tracker.exemplar_size, cfg.tracker.exemplar_size)
-    gflops = count_gflops(build_model(cfg.model).eval(), z, x.float().cpu().contiguous())
+    gflops = count_gflops(build_model(without_pretrained(cfg.model)).eval(), z, x.float().cpu().contiguous())
     gemm = {k: p.median() for k, p in probes.items()}
     fps = 1000.0 / ms["total"]
     return {"model": args.model, "backend": backend.name, "precision": backend.precision, "threads": threads,
