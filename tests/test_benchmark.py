@@ -129,10 +129,10 @@ def test_benchmark_writes_the_json_contract_and_report(first_run, dataset):
     assert set(payload["trackers"]) == {"opencv-mil", "random_siamfc"}
     for t in payload["trackers"].values():
         assert set(t) == {"success_auc", "precision_20", "norm_precision", "ao", "sr50", "sr75", "fps", "frames",
-                          "per_sequence"}
+                          "size_ratio", "size_ratio_max", "per_sequence"}
         assert set(t["per_sequence"]) == {"Walker", "Drifter"}
         for s in t["per_sequence"].values():
-            assert set(s) == {"success_auc", "precision_20", "fps", "frames"}
+            assert set(s) == {"success_auc", "precision_20", "fps", "frames", "size_ratio"}
         assert 0 <= t["success_auc"] <= 1 and t["fps"] > 0 and t["frames"] == 2 * MAX_FRAMES
     # MIL follows a rigid, textured patch on a static background: it should not lose it.
     assert payload["trackers"]["opencv-mil"]["success_auc"] > 0.5

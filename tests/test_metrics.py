@@ -201,3 +201,15 @@ def test_ao_sr_equal_the_toolkit_got10k_report(tmp_path):
     assert sr75 == pytest.approx(perf["overall"]["succ_curve"][75], abs=1e-6)
     for name, seq_ious in zip(names, ious):
         assert M.pooled_ao_sr([seq_ious])[0] == pytest.approx(perf["seq_wise"][name]["ao"], abs=1e-6)
+
+
+def test_size_ratio_is_the_median_side_ratio_after_the_first_frame():
+    gt = np.array([[0, 0, 10, 10], [0, 0, 10, 10], [0, 0, 10, 10], [np.nan] * 4, [0, 0, 20, 5]], dtype=np.float64)
+    # frame 0 (initialisation) is left out whatever it says; the absent frame 3 too; a NaN prediction is skipped
+    pred = np.array([[0, 0, 99, 99], [0, 0, 20, 20], [0, 0, np.nan, 1], [0, 0, 50, 50], [0, 0, 20, 20]])
+    assert M.size_ratios(gt, pred) == pytest.approx([2.0, 2.0])
+    assert M.size_ratio(gt, pred) == pytest.approx(2.0)
+    assert M.size_ratio(gt[:1], pred[:1]) != M.size_ratio(gt[:1], pred[:1])   # nothing to measure: NaN
+    shrunk = gt.copy()
+    shrunk[:, 2:] /= 2
+    assert M.size_ratio(gt, shrunk) == pytest.approx(0.5)

@@ -123,6 +123,25 @@ def got10k_ious(gt, pred, bound=None) -> np.ndarray:
     return toolkit_iou(gt[keep], pred[keep], bound)
 
 
+def size_ratios(gt, pred) -> np.ndarray:
+    """Per frame, predicted over true box side, sqrt(area_pred / area_gt): frames after the initialisation frame
+    whose ground truth is valid and whose prediction is a finite box. 1 is right; above it the box has swollen."""
+    gt, pred = _pair(gt, pred)
+    keep = B.is_valid(gt)
+    first = np.flatnonzero(keep)
+    if len(first):
+        keep[first[0]] = False
+    with np.errstate(invalid="ignore"):
+        keep &= np.all(np.isfinite(pred), axis=1) & (pred[:, 2] > 0) & (pred[:, 3] > 0)
+    return np.sqrt(pred[keep, 2] * pred[keep, 3] / (gt[keep, 2] * gt[keep, 3]))
+
+
+def size_ratio(gt, pred) -> float:
+    """Median of `size_ratios`; NaN when no frame qualifies."""
+    r = size_ratios(gt, pred)
+    return float(np.median(r)) if len(r) else float("nan")
+
+
 def _ao_sr_of(ious):
     if len(ious) == 0:
         return 0.0, 0.0, 0.0

@@ -11,7 +11,7 @@ from .metrics import THRESHOLDS_CE, THRESHOLDS_IOU
 
 # The JSON keys are a contract (issue 5): nothing more, nothing less.
 TRACKER_KEYS = ("success_auc", "precision_20", "norm_precision", "ao", "sr50", "sr75", "fps", "frames",
-                "per_sequence")
+                "size_ratio", "size_ratio_max", "per_sequence")
 DATASET_KEYS = ("root", "format", "split", "sequences", "frames")
 MACHINE_KEYS = ("device", "threads", "cpu")
 
@@ -35,14 +35,20 @@ def ranked(trackers: dict) -> list:
     return sorted(trackers, key=lambda n: -trackers[n]["success_auc"])
 
 
+def _ratio(v):
+    return "-" if v is None else f"{v:.2f}"
+
+
 def markdown_table(trackers: dict) -> str:
-    lines = ["| Tracker | AUC | P@20 | norm. P | AO | SR50 | SR75 | fps | decode ms/frame | frames |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| Tracker | AUC | P@20 | norm. P | AO | SR50 | SR75 | size ratio (worst) | fps | decode ms/frame | frames |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for n in ranked(trackers):
         s = trackers[n]
         decode = s.get("decode_ms")
         lines.append(f"| {n} | {s['success_auc']:.3f} | {s['precision_20']:.3f} | {s['norm_precision']:.3f} | "
-                     f"{s['ao']:.3f} | {s['sr50']:.3f} | {s['sr75']:.3f} | {s['fps']:.1f} | "
+                     f"{s['ao']:.3f} | {s['sr50']:.3f} | {s['sr75']:.3f} | "
+                     f"{_ratio(s.get('size_ratio'))} ({_ratio(s.get('size_ratio_max'))}) | "
+                     f"{s['fps']:.1f} | "
                      f"{'-' if decode is None else f'{decode:.2f}'} | {s['frames']} |")
     return "\n".join(lines)
 

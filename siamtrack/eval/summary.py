@@ -45,6 +45,7 @@ def sequence_scores(gt, pred, times, bound=None, origin=0.0) -> dict:
         "norm_precision": M.norm_precision(gt, pred, 0.2),
         "fps": n_upd / secs if secs > 0 else 0.0,
         "frames": int(len(gt)),
+        "size_ratio": _finite_or_none(M.size_ratio(gt, pred)),
         "_success_curve": M.success_curve(gt, pred),
         "_precision_curve": M.precision_curve(gt, pred),
         "_got10k_ious": M.got10k_ious(gt - shift, pred - shift, bound),
@@ -53,7 +54,12 @@ def sequence_scores(gt, pred, times, bound=None, origin=0.0) -> dict:
     }
 
 
-PER_SEQUENCE_KEYS = ("success_auc", "precision_20", "fps", "frames")
+def _finite_or_none(v):
+    # JSON has no NaN: a sequence with no frame to measure gets null
+    return float(v) if np.isfinite(v) else None
+
+
+PER_SEQUENCE_KEYS = ("success_auc", "precision_20", "fps", "frames", "size_ratio")
 
 
 def summarize(per_sequence: dict) -> dict:
@@ -64,6 +70,8 @@ def summarize(per_sequence: dict) -> dict:
     succ = np.mean([s["_success_curve"] for s in seqs], axis=0)
     prec = np.mean([s["_precision_curve"] for s in seqs], axis=0)
     ao, sr50, sr75 = M.pooled_ao_sr([s["_got10k_ious"] for s in seqs])
+    # Box size drift: the median over sequences of each sequence's median side ratio, and the worst sequence.
+    ratios = np.array([s["size_ratio"] for s in seqs if s["size_ratio"] is not None], dtype=np.float64)
     updates = sum(s["_updates"] for s in seqs)
     seconds = sum(s["_seconds"] for s in seqs)
     return {
@@ -73,6 +81,8 @@ def summarize(per_sequence: dict) -> dict:
         "ao": ao, "sr50": sr50, "sr75": sr75,
         "fps": updates / seconds if seconds > 0 else 0.0,
         "frames": int(sum(s["frames"] for s in seqs)),
+        "size_ratio": float(np.median(ratios)) if len(ratios) else None,
+        "size_ratio_max": float(np.max(ratios)) if len(ratios) else None,
         "per_sequence": {name: {k: s[k] for k in PER_SEQUENCE_KEYS} for name, s in per_sequence.items()},
         "success_curve": succ.tolist(),
         "precision_curve": prec.tolist(),
