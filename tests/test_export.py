@@ -16,7 +16,7 @@ from siamtrack import boxes as B  # noqa: E402
 from siamtrack.api import load_tracker, make_tracker  # noqa: E402
 from siamtrack.checkpoint import save_checkpoint  # noqa: E402
 from siamtrack.cli import main  # noqa: E402
-from siamtrack.commands.speed import generated_frames  # noqa: E402
+from siamtrack.eval.speed import generated_frames  # noqa: E402
 from siamtrack.config import load_config  # noqa: E402
 from siamtrack.errors import ConfigError, SiamtrackError  # noqa: E402
 from siamtrack.export import export_onnx  # noqa: E402

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from siamtrack.cli import main
-from siamtrack.commands.speed import count_gflops, generated_frames, initial_boxes
+from siamtrack.eval.speed import count_gflops, generated_frames, initial_boxes
 from siamtrack.config import load_config
 from siamtrack.models import build_model
 
@@ -96,3 +96,39 @@ def test_speed_times_the_tracking_step_when_extra_targets_get_lost(tmp_path):
     assert main(["speed", "--model", "siamrpn-lite", "--backend", "onnxruntime", "--frames", "60", "--targets", "16",
                  "--threads", "2", "--json", str(out)]) == 0
     assert json.loads(out.read_text())["targets"] == 16
+
+
+def test_speed_compare_writes_both_trackers(tmp_path, capsys):
+    r = _speed(tmp_path, "--frame-size", "320x240", "--compare", "opencv-mil")
+    assert set(r) == KEYS | {"compare", "cpu"}
+    assert set(r["compare"]) == {"opencv-mil"}
+    peer = r["compare"]["opencv-mil"]
+    assert set(peer) == {"ms", "fps", "ratio"} and peer["ms"] > 0
+    assert peer["fps"] == pytest.approx(1000 / peer["ms"])
+    assert peer["ratio"] == pytest.approx(r["fps"] / peer["fps"])
+    assert r["cpu"]["model"] and isinstance(r["cpu"]["flags"], list)
+    assert "vs opencv-mil" in capsys.readouterr().out
+
+
+def test_speed_compare_with_nanotrack(tmp_path, shared):
+    nano = shared / "peers" / "nanotrack-v2"
+    if not (nano / "nanotrackv2_head_sim.onnx").is_file():
+        pytest.skip("the NanoTrack peer files are not present")
+    r = _speed(tmp_path, "--frame-size", "320x240", "--compare", "opencv-nano",
+               "--nano-backbone", str(nano / "nanotrackv2_backbone_sim.onnx"),
+               "--nano-head", str(nano / "nanotrackv2_head_sim.onnx"))
+    assert r["compare"]["opencv-nano"]["fps"] > 0
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--compare", "opencv-nano", "--nano-backbone", "/nonexistent.onnx", "--nano-head", "/nonexistent.onnx"],
+     "nonexistent"),
+    (["--compare", "no-such-tracker"], "unknown model"),
+    (["--compare", "opencv-mil", "--targets", "2"], "one target"),
+])
+def test_speed_compare_bad_input_exits_2(args, message, capsys):
+    rc = main(["speed", "--model", "siamfc-alexnet", "--random-init", "--frames", "2", "--frame-size", "320x240",
+               *args])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1

@@ -3,10 +3,8 @@ toolkit's metrics, its result layout (reused on later runs), a JSON for machines
 from __future__ import annotations
 
 import os
-import platform
 import shlex
 import sys
-from pathlib import Path
 
 from ..errors import ConfigError, DatasetError
 
@@ -56,21 +54,12 @@ def parse_shard(text):
     return i, n
 
 
-def cpu_name():
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def run(args):
     from ..data.datasets import detect_format, open_dataset
     from ..device import pick_device
     from ..eval import results as R
     from ..eval.bench import TrackerSpec, run_tracker, score_tracker, set_thread_budget
+    from ..eval.speed import cpu_info
     from ..eval.report import build_json, markdown_table, write_json, write_report
     from .. import zoo
 
@@ -110,7 +99,7 @@ def run(args):
     n_frames = sum(len(s) if args.max_frames is None else min(len(s), args.max_frames) for s in seqs)
     dataset = {"root": str(args.root), "format": fmt, "split": args.split, "sequences": len(seqs),
                "frames": n_frames}
-    machine = {"device": device, "threads": threads, "cpu": cpu_name()}
+    machine = {"device": device, "threads": threads, "cpu": cpu_info()["model"]}
     print(markdown_table(scores))
     if args.json:
         write_json(args.json, build_json(dataset, machine, scores))
