@@ -6,7 +6,8 @@ are torch tensors or tuples of them, as the model's head returns them; outputs a
 
 - `TorchBackend`: eval mode, BatchNorm folded into the convolutions, channels-last, inference mode, and bf16 autocast
   when the CPU has native bf16 (checked at run time; otherwise fp32 with a warning, because emulated bf16 is slower).
-- `OnnxBackend`: the graphs written by `siamtrack.export`, run by onnxruntime (an optional extra, imported lazily).
+- `OnnxBackend`: the graphs written by `siamtrack.export`, run by onnxruntime (an optional extra, imported lazily);
+  with precision int8, those graphs statically quantized (siamtrack.quantize).
 """
 from __future__ import annotations
 
@@ -24,7 +25,9 @@ from .errors import ConfigError, SiamtrackError
 from .models.fuse import fold_siamese
 
 BACKENDS = ("torch", "onnxruntime")
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("fp32", "bf16", "int8")
+# which precisions each backend runs
+BACKEND_PRECISIONS = {"torch": ("fp32", "bf16"), "onnxruntime": ("fp32", "int8")}
 
 
 def native_bf16_supported(device) -> bool:
@@ -145,7 +148,7 @@ class OnnxBackend:
         self._track = session(self.info["files"]["track"])
         self._backbone = session(self.info["files"]["backbone"])
         self.device = torch.device("cpu")
-        self.precision = "fp32"
+        self.precision = self.info.get("precision", "fp32")
 
     @property
     def stride(self):
@@ -180,16 +183,24 @@ def cache_dir() -> Path:
     return Path(os.environ.get("SIAMTRACK_CACHE") or Path.home() / ".cache" / "siamtrack")
 
 
-def make_backend(model, cfg, device, backend="torch", precision="fp32", threads=None, cache_key=None, **kwargs):
-    """Wrap a loaded SiameseNet in the chosen backend. The onnxruntime backend exports the model into the cache
-    (keyed by `cache_key`, e.g. the checkpoint's sha256) the first time and reuses the export afterwards."""
+def check_precision(backend, precision):
     check_choice(backend, BACKENDS, "backend")
     check_choice(precision, PRECISIONS, "precision")
+    if precision not in BACKEND_PRECISIONS[backend]:
+        other = "onnxruntime" if backend == "torch" else "torch"
+        extra = [p for p in BACKEND_PRECISIONS[backend] if p != "fp32"]
+        raise ConfigError(f"the {backend} backend runs fp32 only, or {' or '.join(extra)}; "
+                          f"use --backend {other} for {precision}")
+
+
+def make_backend(model, cfg, device, backend="torch", precision="fp32", threads=None, cache_key=None, **kwargs):
+    """Wrap a loaded SiameseNet in the chosen backend. The onnxruntime backend exports the model into the cache
+    (keyed by `cache_key`, e.g. the checkpoint's sha256) the first time and reuses the export afterwards; int8
+    quantizes that export once more (calibration as siamtrack.quantize.default_calibration finds it)."""
+    check_precision(backend, precision)
     if backend == "torch":
         return TorchBackend(model, device, precision, exemplar_size=cfg.tracker.exemplar_size,
                             search_size=cfg.tracker.search_size, **kwargs)
-    if precision != "fp32":
-        raise ConfigError("the onnxruntime backend runs fp32 only; use --backend torch for bf16")
     _import_onnxruntime()
     from .export import VERSION, export_onnx, is_export_dir
     if cache_key is None:
@@ -200,20 +211,42 @@ def make_backend(model, cfg, device, backend="torch", precision="fp32", threads=
         out = cache_dir() / "onnx" / f"{cache_key}-v{VERSION}"
         if not is_export_dir(out):
             export_onnx(model, cfg, out)
+    if precision == "int8":
+        out = int8_export(out, out.with_name(out.name + "-int8") if cache_key is not None else None)
     return OnnxBackend(out, threads)
+
+
+def int8_export(fp32_dir, out=None):
+    """The int8 copy of an fp32 export folder: `out` when it already holds one, else quantized into it (a new
+    temporary folder when None)."""
+    from .export import is_export_dir
+    from .quantize import default_calibration, quantize_export
+    from .paths import shared_root
+    if out is not None and is_export_dir(out):
+        return out
+    out = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="siamtrack-int8-")) / "int8"
+    sequences, description = default_calibration(shared_root())
+    return quantize_export(fp32_dir, out, sequences, description)
 
 
 def load_backend(name_or_path, device="auto", backend="torch", precision="fp32"):
     """-> (backend, ExperimentConfig) from a zoo name, a checkpoint or, for onnxruntime, a `siamtrack export` folder.
     onnxruntime uses as many threads as torch (torch.set_num_threads)."""
-    check_choice(backend, BACKENDS, "backend")
+    check_precision(backend, precision)
     from .export import is_export_dir
     if backend == "onnxruntime" and is_export_dir(name_or_path):
-        check_choice(precision, ("fp32",), "precision for the onnxruntime backend")
-        return OnnxBackend(name_or_path), load_export_config(name_or_path)
+        directory = name_or_path
+        if precision == "int8" and read_info_precision(directory) != "int8":
+            directory = int8_export(directory)
+        return OnnxBackend(directory), load_export_config(directory)
     from .api import load_model
     net, cfg, _ = load_model(name_or_path, device, backend=backend, precision=precision)
     return net, cfg
+
+
+def read_info_precision(directory):
+    from .export import read_export_info
+    return read_export_info(directory).get("precision", "fp32")
 
 
 def load_export_config(directory):
@@ -224,4 +257,4 @@ def load_export_config(directory):
 
 
 __all__ = ["TorchBackend", "OnnxBackend", "make_backend", "native_bf16_supported", "load_export_config",
-           "BACKENDS", "PRECISIONS"]
+           "int8_export", "check_precision", "BACKENDS", "PRECISIONS", "BACKEND_PRECISIONS"]

@@ -6,10 +6,10 @@ Parses the options, runs `siamtrack.eval.speed.measure` and prints its report; s
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from ..errors import OutputError
+from ..paths import shared_root
 from ..eval.speed import SpeedOptions, measure, parse_size
 from ..runtime import BACKENDS, PRECISIONS
 
@@ -48,11 +48,10 @@ def add_arguments(p):
 
 
 def shared_sot_root():
-    """../shared/data/sot beside the source checkout (or $SIAMTRACK_SHARED/data/sot), or None."""
-    env = os.environ.get("SIAMTRACK_SHARED")
-    root = Path(env) if env else Path(__file__).resolve().parents[3] / "shared"
-    sot = root / "data" / "sot"
-    return sot if (sot / "INDEX.tsv").is_file() else None
+    """The shared tracking sequences (data/sot), whose first val sequence is timed, or None."""
+    root = shared_root()
+    sot = root / "data" / "sot" if root else None
+    return sot if sot and (sot / "INDEX.tsv").is_file() else None
 
 
 def options(args) -> SpeedOptions:

@@ -1,0 +1,161 @@
+"""int8: onnxruntime static quantization of an ONNX export (QDQ, per-channel weights), calibrated on real crops.
+
+The export's `track.onnx` (search crop + exemplar kernels -> head outputs) is where nearly all the per-frame cost is,
+so it is quantized; `backbone.onnx` too (the speed command times it apart). `template.onnx` runs once per target and
+stays fp32. The depthwise correlation of the exported RPN head is a sum of shifted products of two activations, which
+gains nothing from int8 and loses precision: it stays float.
+
+Calibration crops are cut exactly as the trackers cut them (crops.py geometry, context 0.5 of the box): an exemplar
+around a frame's box and a search crop from a frame a few steps later, centred where the target was, so activation
+ranges are those of tracking. They come from the `train` split of a tracking root (never `val`); where no such data
+is around (a user's fresh install), from the demo clip that ships with the package. The folder's export.json records
+which, with the crop count.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from .crops import crop_numpy, crops_to_tensor, exemplar_size
+from .errors import SiamtrackError
+
+QUANTIZED = ("track", "backbone")
+# Convolutions, and the activations and residual sums between them, so that whole blocks stay int8 (a float Clip
+# between two quantized convolutions costs a dequantize + quantize pair).
+QUANTIZED_OPS = ("Conv", "Clip", "Relu", "Add", "MatMul", "Gemm")
+DEMO_DIR = Path(__file__).resolve().parent / "assets" / "demo"
+
+
+def _import_quantization():
+    try:
+        from onnxruntime import quantization
+    except ImportError:
+        raise SiamtrackError("the int8 backend needs the optional extra: pip install 'siamtrack[export]'") from None
+    return quantization
+
+
+def demo_sequence():
+    """The packaged demo clip as (frames, boxes): the calibration data of last resort."""
+    from .data.sources import open_source
+    boxes = np.loadtxt(DEMO_DIR / "groundtruth.txt", delimiter=",", ndmin=2)
+    frames = []
+    source = open_source(DEMO_DIR / "demo.mp4")
+    try:
+        for sf in source:
+            if sf.image is not None:
+                frames.append(sf.image)
+    finally:
+        source.close()
+    n = min(len(frames), len(boxes))
+    return frames[:n], boxes[:n]
+
+
+def calibration_pairs(sequences, n, cfg, seed=0):
+    """`n` (exemplar, search) uint8 BGR crop pairs from `sequences`, a list of (frame(i) -> image, boxes (N, 4))."""
+    t = cfg.tracker
+    rng = np.random.default_rng(seed)
+    pairs = []
+    for k in range(n):
+        frame_of, boxes = sequences[k % len(sequences)]
+        valid = np.flatnonzero(np.all(np.isfinite(boxes), axis=1) & (boxes[:, 2] > 1) & (boxes[:, 3] > 1))
+        if len(valid) < 2:
+            continue
+        i = int(rng.choice(valid[:-1]))
+        later = valid[(valid > i) & (valid <= i + 10)]
+        j = int(later[rng.integers(len(later))]) if len(later) else i
+        x0, y0, w, h = boxes[i]
+        cx, cy = x0 + w / 2, y0 + h / 2
+        s_z = exemplar_size(w, h, t.context_amount)
+        zf, xf = frame_of(i), frame_of(j)
+        z = crop_numpy(zf, cx, cy, s_z, t.exemplar_size, zf.reshape(-1, 3).mean(axis=0))
+        x = crop_numpy(xf, cx, cy, s_z * t.search_size / t.exemplar_size, t.search_size,
+                       xf.reshape(-1, 3).mean(axis=0))
+        pairs.append((z, x))
+    if not pairs:
+        raise SiamtrackError("no calibration crops: the sequences have no two valid boxes")
+    return pairs
+
+
+def train_sequences(root, limit=None):
+    """The `train` split of an OTB-format tracking root as calibration sequences (never `val`)."""
+    from .data.datasets import open_dataset
+    seqs = open_dataset(root, "otb", "train")
+    return [(seq.frame, np.asarray(seq.boxes, dtype=np.float64)) for seq in seqs[:limit]]
+
+
+def _correlation_nodes(path):
+    """Names of the head's Mul / Add nodes: the exported depthwise correlation (a sum of shifted products of two
+    activations) stays float."""
+    import onnx
+    graph = onnx.load(str(path)).graph
+    return [n.name for n in graph.node if n.op_type in ("Mul", "Add") and n.name.startswith("/head/")]
+
+
+class _Reader:
+    """onnxruntime's CalibrationDataReader protocol: one feed dict per call, None at the end."""
+
+    def __init__(self, feeds):
+        self._it = iter(feeds)
+
+    def get_next(self):
+        return next(self._it, None)
+
+
+def quantize_export(fp32_dir, out_dir, sequences, description, crops=64, seed=0) -> Path:
+    """Write an int8 copy of the export folder `fp32_dir` into `out_dir`, calibrated on `crops` crop pairs."""
+    q = _import_quantization()
+    import onnxruntime as ort
+    from .config import config_from_dict
+    from .export import FILES, INFO_FILE, read_export_info
+    fp32_dir, out_dir = Path(fp32_dir), Path(out_dir)
+    info = read_export_info(fp32_dir)
+    cfg = config_from_dict(info["config"])
+    pairs = calibration_pairs(sequences, crops, cfg, seed)
+    template = ort.InferenceSession(str(fp32_dir / FILES["template"]), providers=["CPUExecutionProvider"])
+    feeds = []
+    for z, x in pairs:
+        zt = crops_to_tensor(z[None]).contiguous().numpy()
+        xt = crops_to_tensor(x[None]).contiguous().numpy()
+        kernels = template.run(None, {"z": zt})
+        feeds.append({"x": xt, **{name: k for name, k in zip(info["kernels"], kernels)}})
+    tmp = out_dir.with_name(out_dir.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    shutil.copy(fp32_dir / FILES["template"], tmp / FILES["template"])
+    for part in QUANTIZED:
+        graph_feeds = feeds if part == "track" else [{"x": f["x"]} for f in feeds]
+        # onnxruntime's own pre-processing (graph optimisation, shape inference) lets the quantizer see fused
+        # Conv + activation nodes and their shapes
+        pre = tmp / ("pre-" + FILES[part])
+        from onnxruntime.quantization.shape_inference import quant_pre_process
+        quant_pre_process(str(fp32_dir / FILES[part]), str(pre))
+        q.quantize_static(str(pre), str(tmp / FILES[part]), _Reader(graph_feeds),
+                          quant_format=q.QuantFormat.QDQ, per_channel=True,
+                          activation_type=q.QuantType.QUInt8, weight_type=q.QuantType.QInt8,
+                          op_types_to_quantize=list(QUANTIZED_OPS), nodes_to_exclude=_correlation_nodes(pre),
+                          calibrate_method=q.CalibrationMethod.MinMax)
+        pre.unlink()
+    info = {**info, "precision": "int8", "calibration": {"source": description, "crops": len(pairs), "seed": seed}}
+    (tmp / INFO_FILE).write_text(json.dumps(info, indent=1))
+    shutil.rmtree(out_dir, ignore_errors=True)
+    tmp.rename(out_dir)   # a crash mid-way leaves a .partial folder, never a half-written int8 export
+    return out_dir
+
+
+def default_calibration(shared_root=None):
+    """(sequences, description): the `train` split of the tracking data beside the checkout when present, else the
+    packaged demo clip."""
+    if shared_root is not None:
+        root = Path(shared_root) / "data" / "sot"
+        if (root / "INDEX.tsv").is_file():
+            seqs = train_sequences(root)
+            if seqs:
+                return seqs, f"{root.name} train ({len(seqs)} sequences)"
+    frames, boxes = demo_sequence()
+    return [(lambda i: frames[i], boxes)], "demo clip"
+
+
+__all__ = ["quantize_export", "calibration_pairs", "train_sequences", "default_calibration", "demo_sequence"]
