@@ -13,8 +13,9 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from .crops import as_bgr_uint8
 from .errors import SourceError
-from .trackers.base import TrackResult, as_bgr_uint8
+from .trackers.base import TrackResult
 from .writers import draw
 
 

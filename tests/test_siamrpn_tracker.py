@@ -12,7 +12,7 @@ import torch
 from siamtrack import boxes as B
 from siamtrack.config import TrackerConfig
 from siamtrack.crops import exemplar_size
-from siamtrack.models.anchors import anchor_grid, anchor_shapes, encode, iou_cxcywh
+from siamtrack.anchors import anchor_grid, anchor_shapes, encode, iou_cxcywh
 from siamtrack.trackers.siamrpn import SiamRPNTracker
 
 CPU = torch.device("cpu")

@@ -19,8 +19,8 @@ import numpy as np
 import torch
 
 from .. import boxes as B
-from ..crops import crop_batch_numpy, crop_torch, crops_to_tensor, exemplar_size, frame_to_tensor
-from ..errors import BoxError, ConfigError, FrameError
+from ..crops import as_bgr_uint8, crop_batch_numpy, crop_torch, crops_to_tensor, exemplar_size, frame_to_tensor
+from ..errors import BoxError, ConfigError
 
 # Lost-target states reported per frame.
 TRACKING, UNCERTAIN, LOST = "tracking", "uncertain", "lost"
@@ -35,30 +35,6 @@ class TrackResult:
     @property
     def ok(self) -> bool:
         return self.state != LOST
-
-
-def as_bgr_uint8(frame) -> np.ndarray:
-    """Normalise a frame to HxWx3 uint8 BGR; raises FrameError for what cannot be a frame."""
-    if not isinstance(frame, np.ndarray):
-        raise FrameError(f"a frame must be a numpy array, got {type(frame).__name__}")
-    if frame.ndim == 3 and frame.shape[2] == 1:
-        frame = frame[:, :, 0]
-    if frame.ndim not in (2, 3) or (frame.ndim == 3 and frame.shape[2] not in (3, 4)) or min(frame.shape[:2]) < 1:
-        raise FrameError(f"a frame must be HxW, HxWx3 or HxWx4, got shape {frame.shape}")
-    if frame.dtype == np.uint16:
-        frame = (frame >> 8).astype(np.uint8)
-    elif frame.dtype != np.uint8:
-        if not np.issubdtype(frame.dtype, np.number):
-            raise FrameError(f"unsupported frame dtype {frame.dtype}")
-        f = np.nan_to_num(frame.astype(np.float32))
-        if f.size and f.max() <= 1.0:
-            f = f * 255.0
-        frame = np.clip(f, 0, 255).astype(np.uint8)
-    if frame.ndim == 2:
-        frame = np.repeat(frame[:, :, None], 3, axis=2)
-    elif frame.shape[2] == 4:
-        frame = np.ascontiguousarray(frame[:, :, :3])
-    return frame
 
 
 def check_box(box, width, height) -> np.ndarray:

@@ -13,8 +13,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..crops import as_bgr_uint8
 from ..errors import CheckpointError, ConfigError
-from .base import LOST, TRACKING, TrackResult, as_bgr_uint8, check_box
+from .base import LOST, TRACKING, TrackResult, check_box
 
 NANO_ENV = ("SIAMTRACK_NANO_BACKBONE", "SIAMTRACK_NANO_HEAD")
 VIT_ENV = "SIAMTRACK_VIT_NET"

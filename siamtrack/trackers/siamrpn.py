@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from ..crops import exemplar_size
-from ..models.anchors import anchor_grid, anchor_shapes, check_anchor_count, decode
+from ..anchors import anchor_grid, anchor_shapes, check_anchor_count, decode
 from .base import TrackResult, Tracker
 
 
