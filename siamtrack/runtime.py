@@ -1,4 +1,4 @@
-"""Inference backends: what a tracker calls as `self.model`.
+"""Inference backends: what a tracker calls as `self.model` (siamtrack.loader builds them).
 
 A backend has the SiameseNet contract the trackers use, `template(z) -> kernels`, `track(x, kernels) -> output` and
 `stride`, plus `embed(x)` (the search branch alone, for the speed command's per-stage timing). Kernels and outputs
@@ -11,8 +11,6 @@ are torch tensors or tuples of them, as the model's head returns them; outputs a
 from __future__ import annotations
 
 import copy
-import os
-import tempfile
 import warnings
 from contextlib import nullcontext
 from pathlib import Path
@@ -21,6 +19,7 @@ import numpy as np
 import torch
 
 from .errors import ConfigError, SiamtrackError
+from .export import read_export_info
 from .models.fuse import fold_siamese
 
 BACKENDS = ("torch", "onnxruntime")
@@ -111,7 +110,7 @@ class TorchBackend:
         return _map(lambda t: t.float(), out)
 
 
-def _import_onnxruntime():
+def import_onnxruntime():
     try:
         import onnxruntime
     except ImportError:
@@ -126,8 +125,7 @@ class OnnxBackend:
     name = "onnxruntime"
 
     def __init__(self, directory, threads=None):
-        ort = _import_onnxruntime()
-        from .export import read_export_info
+        ort = import_onnxruntime()
         self.directory = Path(directory)
         self.info = read_export_info(self.directory)
         opts = ort.SessionOptions()
@@ -176,52 +174,5 @@ class OnnxBackend:
         return outs[0] if not self.info["outputs_tuple"] else tuple(outs)
 
 
-def cache_dir() -> Path:
-    return Path(os.environ.get("SIAMTRACK_CACHE") or Path.home() / ".cache" / "siamtrack")
-
-
-def make_backend(model, cfg, device, backend="torch", precision="fp32", threads=None, cache_key=None, **kwargs):
-    """Wrap a loaded SiameseNet in the chosen backend. The onnxruntime backend exports the model into the cache
-    (keyed by `cache_key`, e.g. the checkpoint's sha256) the first time and reuses the export afterwards."""
-    check_choice(backend, BACKENDS, "backend")
-    check_choice(precision, PRECISIONS, "precision")
-    if backend == "torch":
-        return TorchBackend(model, device, precision, exemplar_size=cfg.tracker.exemplar_size,
-                            search_size=cfg.tracker.search_size, **kwargs)
-    if precision != "fp32":
-        raise ConfigError("the onnxruntime backend runs fp32 only; use --backend torch for bf16")
-    _import_onnxruntime()
-    from .export import VERSION, export_onnx, is_export_dir
-    if cache_key is None:
-        # Nothing identifies these weights: export afresh into a folder of its own.
-        out = Path(tempfile.mkdtemp(prefix="siamtrack-onnx-"))
-        export_onnx(model, cfg, out)
-    else:
-        out = cache_dir() / "onnx" / f"{cache_key}-v{VERSION}"
-        if not is_export_dir(out):
-            export_onnx(model, cfg, out)
-    return OnnxBackend(out, threads)
-
-
-def load_backend(name_or_path, device="auto", backend="torch", precision="fp32"):
-    """-> (backend, ExperimentConfig) from a zoo name, a checkpoint or, for onnxruntime, a `siamtrack export` folder.
-    onnxruntime uses as many threads as torch (torch.set_num_threads)."""
-    check_choice(backend, BACKENDS, "backend")
-    from .export import is_export_dir
-    if backend == "onnxruntime" and is_export_dir(name_or_path):
-        check_choice(precision, ("fp32",), "precision for the onnxruntime backend")
-        return OnnxBackend(name_or_path), load_export_config(name_or_path)
-    from .api import load_model
-    net, cfg, _ = load_model(name_or_path, device, backend=backend, precision=precision)
-    return net, cfg
-
-
-def load_export_config(directory):
-    """The ExperimentConfig stored in an export folder."""
-    from .config import config_from_dict
-    from .export import read_export_info
-    return config_from_dict(read_export_info(directory)["config"])
-
-
-__all__ = ["TorchBackend", "OnnxBackend", "make_backend", "native_bf16_supported", "load_export_config",
+__all__ = ["TorchBackend", "OnnxBackend", "native_bf16_supported", "check_choice", "import_onnxruntime",
            "BACKENDS", "PRECISIONS"]

@@ -42,16 +42,11 @@ def rss_mb():
 def random_init_tracker(config_path, seed=0, **tracker_settings):
     """A tracker over a random-init model of `config_path` (no weight download), through the default torch backend;
     `tracker_settings` override fields of the config's TrackerConfig."""
-    from siamtrack.api import make_tracker, without_pretrained
-    from siamtrack.config import load_config
-    from siamtrack.models import build_model
-    from siamtrack.runtime import make_backend
-    cfg = load_config(config_path)
-    cfg.tracker = dataclasses.replace(cfg.tracker, **tracker_settings)
-    torch.manual_seed(seed)
-    model = build_model(without_pretrained(cfg.model)).eval()
-    net = make_backend(model, cfg, torch.device("cpu"), "torch", "fp32")
-    return make_tracker(net, cfg, net.device)
+    from siamtrack.api import make_tracker
+    from siamtrack.loader import load_model
+    net, cfg, _ = load_model(config_path, "cpu", "torch", "fp32", random_init=True, seed=seed)
+    return make_tracker(net, dataclasses.replace(cfg, tracker=dataclasses.replace(cfg.tracker, **tracker_settings)),
+                        net.device)
 
 
 def long_run(tracker, frames, warmup=200, block=1000, seed=0, size=40):

@@ -26,7 +26,7 @@ from siamtrack.api import make_tracker
 from siamtrack.data.datasets import open_dataset
 from siamtrack.eval.runner import frame_bound, run_sequence
 from siamtrack.eval.summary import sequence_scores, summarize
-from siamtrack.runtime import load_backend
+from siamtrack.loader import load_model
 from siamtrack.trackers.base import LOST
 
 DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "sot"
@@ -144,7 +144,7 @@ def main(argv=None):
     p.add_argument("--json", help="write everything measured here")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    net, cfg = load_backend(args.model, "cpu", "torch", "fp32")
+    net, cfg, _ = load_model(args.model, "cpu", "torch", "fp32")
     val = open_dataset(args.root, split="val")
     absent = open_dataset(args.root, names=ABSENT_SEQUENCES)
     settings = {name: getattr(cfg.tracker, name) for name in STATE_FIELDS}

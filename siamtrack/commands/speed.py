@@ -22,7 +22,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from ..api import make_tracker
 from ..errors import ConfigError, OutputError, SiamtrackError
-from ..runtime import BACKENDS, PRECISIONS, load_backend, make_backend, native_bf16_supported
+from ..loader import load_model
+from ..runtime import BACKENDS, PRECISIONS, native_bf16_supported
 
 # The documented JSON record; the run's context (frames, source, frame size) is printed, not stored.
 JSON_KEYS = ("model", "backend", "precision", "threads", "targets", "fps", "ms", "gflops_per_frame", "achieved_gflops",
@@ -169,15 +170,8 @@ class _TimedBackend:
 
 
 def _load(args, device):
-    from ..config import load_config
-    from ..models import build_model
-    from .. import zoo
-    if args.random_init:
-        cfg = load_config(zoo.config_path(args.model) if args.model in zoo.MODELS else args.model)
-        torch.manual_seed(0)
-        model = build_model(cfg.model).eval().to(device)
-        return make_backend(model, cfg, device, args.backend, args.precision), cfg
-    return load_backend(args.model, device, args.backend, args.precision)
+    model, cfg, _ = load_model(args.model, device, args.backend, args.precision, random_init=args.random_init)
+    return model, cfg
 
 
 def measure(args):

@@ -111,7 +111,7 @@ def run(args) -> int:
     import torch
 
     from ..data.datasets import open_dataset
-    from ..runtime import load_backend
+    from ..loader import load_model
 
     if "test" in args.split.lower():
         raise ConfigError(f"refusing to tune on split {args.split!r}: tune on validation data, report on test data")
@@ -123,7 +123,7 @@ def run(args) -> int:
         torch.set_num_threads(args.threads)
     names = [n.strip() for n in args.sequences.split(",") if n.strip()] if args.sequences else None
     sequences = open_dataset(args.data, args.format, args.split, names)
-    model, cfg = load_backend(args.model, args.device, args.backend)
+    model, cfg, _ = load_model(args.model, args.device, args.backend)
     grid = parse_grid(args.grid, cfg.tracker)
     device = model.device
     total = len(combinations(grid))

