@@ -5,6 +5,7 @@ from . import zoo
 from .errors import ConfigError
 from .loader import load_model
 from .runtime import BACKENDS, check_choice
+from .trackers.opencv import is_opencv_name, make_opencv_tracker
 
 
 def make_tracker(model, cfg, device, **kwargs):
@@ -22,7 +23,11 @@ def make_tracker(model, cfg, device, **kwargs):
 def load_tracker(name_or_path=None, device="auto", backend="torch", precision="fp32", **kwargs):
     """A ready tracker: `load_tracker("siamfc-alexnet")` or `load_tracker("run/best.pth", device="cpu")`.
     With no name, the best shipped model. `backend` "torch" (BatchNorm folded, channels-last; `precision` fp32 or
-    bf16) or "onnxruntime" (exports into a cache the first time; also accepts a `siamtrack export` folder)."""
+    bf16) or "onnxruntime" (exports into a cache the first time; also accepts a `siamtrack export` folder).
+    An OpenCV baseline name (opencv-mil, opencv-nano, ...) gives that baseline; `kwargs` then name its model files
+    (nano_backbone, nano_head, vit_net) and the model arguments do not apply."""
+    if is_opencv_name(name_or_path):
+        return make_opencv_tracker(name_or_path, **kwargs)
     check_choice(backend, BACKENDS, "backend")
     net, cfg, _ = load_model(name_or_path or zoo.default_model(), device, backend, precision)
     return make_tracker(net, cfg, net.device, **kwargs)

@@ -34,34 +34,17 @@ ABSENT_SEQUENCES = ["uav10_car14", "uav10_group2_2", "uav10_group3_2", "uav10_pe
 STATE_FIELDS = ("uncertain_below", "lost_below", "lost_patience", "recover_above")
 
 
-class StateLog:
-    """Passes init/update through to a tracker and keeps the state of every update."""
-
-    def __init__(self, tracker):
-        self.tracker, self.states = tracker, []
-
-    def init(self, frame, box):
-        self.tracker.init(frame, box)
-
-    def update(self, frame):
-        res = self.tracker.update(frame)
-        self.states.append(res.state)
-        return res
-
-
 def run_split(net, cfg, sequences, settings, max_frames=None):
     """One-pass run of every sequence with the tracker fields `settings`; per sequence gt, boxes, scores, states."""
     tcfg = dataclasses.replace(cfg, tracker=dataclasses.replace(cfg.tracker, **settings))
     out = {}
     for seq in sequences:
-        log = StateLog(make_tracker(net, tcfg, net.device))
-        res = run_sequence(log, seq, max_frames)
+        res = run_sequence(make_tracker(net, tcfg, net.device), seq, max_frames)
         n = len(res["boxes"])
-        states = np.full(n, "", dtype=object)
-        states[res["init_frame"] + 1:] = log.states
-        res.update(gt=np.asarray(seq.boxes, dtype=np.float64)[:n], states=states, bound=frame_bound(seq))
+        res.update(gt=np.asarray(seq.boxes, dtype=np.float64)[:n], bound=frame_bound(seq))
         out[seq.name] = res
-        print(f"  {seq.name}: {sum(s == LOST for s in log.states)} of {len(log.states)} frames lost", flush=True)
+        updated = res["states"][res["init_frame"] + 1:]
+        print(f"  {seq.name}: {int(np.sum(updated == LOST))} of {len(updated)} frames lost", flush=True)
     return out
 
 

@@ -1,6 +1,8 @@
 """`siamtrack train`: train a model from an experiment config on sequence datasets and static images."""
 from __future__ import annotations
 
+from ..data.datasets import FORMATS
+
 HELP = ("train a tracker from an experiment YAML (single process, or under torchrun --nproc_per_node N "
         "-m siamtrack.train with DistributedDataParallel)")
 
@@ -11,7 +13,7 @@ def add_arguments(p):
                    help="training sequence roots (OTB, GOT-10k, LaSOT or UAV123 layout); default: the shared "
                         "data beside the repository (sot, split train, plus coco128)")
     p.add_argument("--data-split", help="split of the --data roots (default: train where the root has splits)")
-    p.add_argument("--data-format", default="auto", choices=["auto", "otb", "got10k", "lasot", "uav123"])
+    p.add_argument("--data-format", default="auto", choices=("auto", *FORMATS))
     p.add_argument("--coco", metavar="DIR", help="static images with boxes: images/<split>/ with YOLO labels/ or "
                                                  "COCO instances json")
     p.add_argument("--val-data", metavar="ROOT", help="validation root (default: shared sot, split val)")

@@ -13,7 +13,9 @@ import sys
 import time
 from pathlib import Path
 
+from ..data.datasets import FORMATS
 from ..errors import ConfigError, OutputError
+from ..runtime import BACKENDS
 
 HELP = "grid-search tracking constants (penalty_k, window_influence, size_lr, ...) on a validation split"
 
@@ -23,7 +25,7 @@ DEFAULT_GRID = ["penalty_k=0.04,0.1,0.2", "window_influence=0.4,0.45", "size_lr=
 def add_arguments(p):
     p.add_argument("--model", required=True, help="zoo name or checkpoint path")
     p.add_argument("--data", required=True, metavar="ROOT", help="dataset folder (OTB, GOT-10k, LaSOT or UAV123)")
-    p.add_argument("--format", default="auto", choices=["auto", "otb", "got10k", "lasot", "uav123"])
+    p.add_argument("--format", default="auto", choices=("auto", *FORMATS))
     p.add_argument("--split", default="val", help="split to tune on (default: val)")
     p.add_argument("--sequences", default=None, help="comma-separated sequence names (default: all of the split)")
     p.add_argument("--grid", nargs="+", default=DEFAULT_GRID, metavar="KEY=V1,V2",
@@ -33,7 +35,7 @@ def add_arguments(p):
                                                                "suffix")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    p.add_argument("--backend", default="torch", choices=["torch", "onnxruntime"],
+    p.add_argument("--backend", default="torch", choices=BACKENDS,
                    help="inference backend (see `siamtrack speed`); the constants do not depend on it")
     p.add_argument("--threads", type=int, default=None, help="torch threads")
 

@@ -32,10 +32,6 @@ class TrackResult:
     score: float             # confidence in [0, 1]: the peak score of the frame
     state: str = TRACKING
 
-    @property
-    def ok(self) -> bool:
-        return self.state != LOST
-
 
 def check_box(box, width, height) -> np.ndarray:
     """Validate an initial box against the frame; returns it as float64 (4,)."""
@@ -71,13 +67,14 @@ class Tracker:
         self.num_targets = 0
 
     # -- public API -------------------------------------------------------------------------------------------
-    def init(self, frame, box):
-        self.init_many(frame, [box])
+    def init(self, frame, box) -> TrackResult:
+        return self.init_many(frame, [box])[0]
 
     def update(self, frame) -> TrackResult:
         return self.update_many(frame)[0]
 
-    def init_many(self, frame, boxes):
+    def init_many(self, frame, boxes) -> list:
+        """Start tracking `boxes` on `frame`; returns the first frame's results (the given boxes, score 1)."""
         frame = as_bgr_uint8(frame)
         h, w = frame.shape[:2]
         boxes = np.stack([check_box(b, w, h) for b in boxes]) if len(boxes) else np.zeros((0, 4))
@@ -89,8 +86,10 @@ class Tracker:
         self._lost = np.zeros(self.num_targets, dtype=bool)
         self._tile_cursor = np.zeros(self.num_targets, dtype=np.int64)
         self._confident = {name: getattr(self, name).copy() for name in self.target_arrays}
+        return [TrackResult(box=b.copy(), score=1.0) for b in boxes]
 
-    def update_many(self, frame):
+    def update_many(self, frame) -> list:
+        """One TrackResult per target for this frame."""
         if self.num_targets == 0:
             raise RuntimeError("update() called before init()")
         frame = as_bgr_uint8(frame)
@@ -99,7 +98,7 @@ class Tracker:
         searching = np.flatnonzero(was_lost) if self.cfg.recovery else np.zeros(0, dtype=np.int64)
         scores = np.zeros(self.num_targets)
         if len(searching) < self.num_targets:
-            scores[:] = [r.score for r in self._update(frame)]
+            scores[:] = self._update(frame)
         if len(searching):
             # the local step (if any ran) moved lost targets too: put them back before searching
             self._restore(searching)
@@ -112,6 +111,8 @@ class Tracker:
         return [TrackResult(box=boxes[i], score=float(scores[i]), state=states[i]) for i in range(self.num_targets)]
 
     # -- for subclasses ---------------------------------------------------------------------------------------
+    # `_init(frame, boxes)` sets the per-target arrays and the kernels; `_update(frame)` moves the targets and
+    # returns their (K,) scores: the boxes are made from the arrays once, in update_many.
     def _prepare_frame(self, frame):
         """Per-frame state for `_crop`: the device tensor of the frame when cropping on the device."""
         if self.crop_on_device:

@@ -12,7 +12,7 @@ import torch
 
 from ..crops import exemplar_size
 from ..anchors import anchor_grid, anchor_shapes, check_anchor_count, decode
-from .base import TrackResult, Tracker
+from .base import Tracker
 
 
 def _change(r):
@@ -91,8 +91,7 @@ class SiamRPNTracker(Tracker):
         # Never smaller than min_size (a box that shrinks to nothing cannot recover) nor larger than the frame.
         self.sizes = np.stack([np.clip(new_w, t.min_size, max(t.min_size, width)),
                                np.clip(new_h, t.min_size, max(t.min_size, height))], axis=1)
-        out = self._to_boxes(self.centers, self.sizes, width, height)
-        return [TrackResult(box=out[i], score=float(score[i, best[i]])) for i in range(len(best))]
+        return score[rows, best]
 
     def _peaks(self, output):
         """Global search while lost: the best anchor's softmax score and its decoded centre, no penalty or window."""
