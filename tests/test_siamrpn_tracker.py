@@ -197,7 +197,7 @@ def _synthetic_otb(root, n_seq=2, n_frames=10):
 
 
 def test_tune_grid_ranks_combinations(tmp_path):
-    from siamtrack.commands.tune import parse_grid, run_grid, write_table
+    from siamtrack.eval.grid import parse_grid, run_grid, write_table
     from siamtrack.config import ComponentConfig, ExperimentConfig, ModelConfig
     from siamtrack.data.datasets import open_dataset
     from siamtrack.errors import ConfigError

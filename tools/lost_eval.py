@@ -24,12 +24,14 @@ import torch
 from siamtrack import boxes as B
 from siamtrack.api import make_tracker
 from siamtrack.data.datasets import open_dataset
+from siamtrack.eval.grid import run_combinations
 from siamtrack.eval.runner import frame_bound, run_sequence
 from siamtrack.eval.summary import sequence_scores, summarize
 from siamtrack.loader import load_model
+from siamtrack.shared import shared_path
 from siamtrack.trackers.base import LOST
 
-DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "sot"
+DEFAULT_ROOT = shared_path("data", "sot")
 ABSENT_SEQUENCES = ["uav10_car14", "uav10_group2_2", "uav10_group3_2", "uav10_person9"]
 STATE_FIELDS = ("uncertain_below", "lost_below", "lost_patience", "recover_above")
 
@@ -119,7 +121,8 @@ def parse_settings(pairs):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", required=True, help="zoo name or checkpoint path")
-    p.add_argument("--root", default=str(DEFAULT_ROOT), help="the sot folder with INDEX.tsv")
+    p.add_argument("--root", default=DEFAULT_ROOT, required=DEFAULT_ROOT is None,
+                   help="the sot folder with INDEX.tsv (default: the shared data's)")
     p.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE", help="threshold fields (else the model's)")
     p.add_argument("--tune", action="store_true", help="choose thresholds on val from a small grid (one val pass each)")
     p.add_argument("--max-frames", type=int, help="only the first frames of each sequence (quick checks)")
@@ -141,17 +144,18 @@ def main(argv=None):
     print(json.dumps(report["val_scores"], indent=1), flush=True)
 
     if args.tune:
-        report["tuning"] = []
         grid = default_grid(report["val_scores"])
         if not grid:
             raise SystemExit("the val scores of good frames are not above those of failed frames: no thresholds "
                              "to tune (is the model trained?)")
-        for cand in grid:
-            print(f"val, with recovery, {cand}", flush=True)
-            runs = run_split(net, cfg, val, {**settings, **cand, "recovery": True}, args.max_frames)
-            report["tuning"].append({**cand, "auc_with_recovery": auc(runs)})
-            print(f"  AUC {report['tuning'][-1]['auc_with_recovery']:.4f}", flush=True)
-        best = max(report["tuning"], key=lambda row: row["auc_with_recovery"])
+
+        def progress(i, row, seconds):
+            print(f"val, with recovery, {grid[i]}: AUC {row['auc']:.4f} ({seconds:.0f} s)", flush=True)
+
+        rows = run_combinations(net, cfg, net.device, val, [{**settings, **c, "recovery": True} for c in grid],
+                                args.max_frames, progress)
+        report["tuning"] = [{**{k: row[k] for k in grid[0]}, "auc_with_recovery": row["auc"]} for row in rows]
+        best = report["tuning"][0]
         settings.update({k: v for k, v in best.items() if k in STATE_FIELDS})
         report["auc_with_recovery"] = best["auc_with_recovery"]
     else:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import time
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from ..api import make_tracker
 from ..errors import ConfigError, OutputError, SiamtrackError
 from ..loader import load_model
 from ..runtime import BACKENDS, PRECISIONS, native_bf16_supported
+from ..shared import shared_path
 
 # The documented JSON record; the run's context (frames, source, frame size) is printed, not stored.
 JSON_KEYS = ("model", "backend", "precision", "threads", "targets", "fps", "ms", "gflops_per_frame", "achieved_gflops",
@@ -55,10 +55,8 @@ def add_arguments(p):
 
 def shared_sot_root():
     """../shared/data/sot beside the source checkout (or $SIAMTRACK_SHARED/data/sot), or None."""
-    env = os.environ.get("SIAMTRACK_SHARED")
-    root = Path(env) if env else Path(__file__).resolve().parents[3] / "shared"
-    sot = root / "data" / "sot"
-    return sot if (sot / "INDEX.tsv").is_file() else None
+    sot = shared_path("data", "sot")
+    return sot if sot is not None and (sot / "INDEX.tsv").is_file() else None
 
 
 def parse_size(text):

@@ -1,4 +1,4 @@
-"""SiamFC tracking loop (Bertinetto et al. 2016) with the constants of DESIGN.md section 4.
+"""SiamFC tracking loop (Bertinetto et al. 2016) with the paper's constants (siamtrack.config.TrackerConfig).
 
 Per frame and target: crop S search regions at scales scale_step^{-1,0,1} (one batched forward pass for all targets
 and scales), upsample each 17x17 response x16 (bicubic), penalise the side scales, take the scale with the highest

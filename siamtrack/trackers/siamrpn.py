@@ -1,4 +1,4 @@
-"""SiamRPN tracking loop (Li et al. 2018) with the post-processing of DESIGN.md section 4.
+"""SiamRPN tracking loop (Li et al. 2018) with its original post-processing.
 
 Per frame and target: one search crop at the current scale (one batched forward pass for all targets), a softmax
 score per anchor, anchor boxes decoded with the predicted offsets, a penalty on size and aspect-ratio change, a

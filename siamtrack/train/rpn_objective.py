@@ -1,4 +1,4 @@
-"""RPN training objective (SiamRPN / SiamRPN++, DESIGN.md section 3).
+"""RPN training objective (SiamRPN / SiamRPN++, Li et al. 2018 / 2019).
 
 Per pair, anchors are labelled by IoU with the target box (> 0.6 positive, < 0.3 negative, at most 16 positives in
 64 samples; negative pairs get no positives). Loss = cross-entropy on the sampled anchors, positives and negatives
