@@ -31,7 +31,8 @@ class ModelConfig:
 
 @dataclass
 class TrackerConfig:
-    """Post-processing constants (DESIGN.md section 4). Fields a tracker type does not use are ignored by it."""
+    """Post-processing constants: starting values from the SiamFC and SiamRPN papers, tuned per model on the
+    validation split (`siamtrack tune`), never on test data. Fields a tracker type does not use are ignored by it."""
     type: str = "siamfc"
     exemplar_size: int = 127
     search_size: int = 255

@@ -1,4 +1,7 @@
-"""Exemplar and search crop geometry, and the two ways to cut crops.
+"""Frame normalisation, exemplar and search crop geometry, and the two ways to cut crops.
+
+Frames are HxWx3 uint8 BGR everywhere outside the model: `as_bgr_uint8` brings grayscale, BGRA, 16-bit and float
+frames there once, and the crop step is where they become the model's float RGB input.
 
 Geometry (SiamFC, Bertinetto et al. 2016): the exemplar side is s_z = sqrt((w + p)(h + p)) with context
 p = context_amount * (w + h); the search side is s_x = s_z * search_size / exemplar_size. A crop is the square of side
@@ -18,6 +21,32 @@ import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from .errors import FrameError
+
+
+def as_bgr_uint8(frame) -> np.ndarray:
+    """Normalise a frame to HxWx3 uint8 BGR; raises FrameError for what cannot be a frame."""
+    if not isinstance(frame, np.ndarray):
+        raise FrameError(f"a frame must be a numpy array, got {type(frame).__name__}")
+    if frame.ndim == 3 and frame.shape[2] == 1:
+        frame = frame[:, :, 0]
+    if frame.ndim not in (2, 3) or (frame.ndim == 3 and frame.shape[2] not in (3, 4)) or min(frame.shape[:2]) < 1:
+        raise FrameError(f"a frame must be HxW, HxWx3 or HxWx4, got shape {frame.shape}")
+    if frame.dtype == np.uint16:
+        frame = (frame >> 8).astype(np.uint8)
+    elif frame.dtype != np.uint8:
+        if not np.issubdtype(frame.dtype, np.number):
+            raise FrameError(f"unsupported frame dtype {frame.dtype}")
+        f = np.nan_to_num(frame.astype(np.float32))
+        if f.size and f.max() <= 1.0:
+            f = f * 255.0
+        frame = np.clip(f, 0, 255).astype(np.uint8)
+    if frame.ndim == 2:
+        frame = np.repeat(frame[:, :, None], 3, axis=2)
+    elif frame.shape[2] == 4:
+        frame = np.ascontiguousarray(frame[:, :, :3])
+    return frame
 
 
 def exemplar_size(w, h, context_amount=0.5):

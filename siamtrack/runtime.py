@@ -1,4 +1,4 @@
-"""Inference backends: what a tracker calls as `self.model`.
+"""Inference backends: what a tracker calls as `self.model` (siamtrack.loader builds them).
 
 A backend has the SiameseNet contract the trackers use, `template(z) -> kernels`, `track(x, kernels) -> output` and
 `stride`, plus `embed(x)` (the search branch alone, for the speed command's per-stage timing). Kernels and outputs
@@ -12,8 +12,6 @@ are torch tensors or tuples of them, as the model's head returns them; outputs a
 from __future__ import annotations
 
 import copy
-import os
-import tempfile
 import warnings
 from contextlib import nullcontext
 from pathlib import Path
@@ -22,6 +20,7 @@ import numpy as np
 import torch
 
 from .errors import ConfigError, SiamtrackError
+from .export import read_export_info
 from .models.fuse import fold_siamese
 
 BACKENDS = ("torch", "onnxruntime")
@@ -114,7 +113,7 @@ class TorchBackend:
         return _map(lambda t: t.float(), out)
 
 
-def _import_onnxruntime():
+def import_onnxruntime():
     try:
         import onnxruntime
     except ImportError:
@@ -129,8 +128,7 @@ class OnnxBackend:
     name = "onnxruntime"
 
     def __init__(self, directory, threads=None):
-        ort = _import_onnxruntime()
-        from .export import read_export_info
+        ort = import_onnxruntime()
         self.directory = Path(directory)
         self.info = read_export_info(self.directory)
         opts = ort.SessionOptions()
@@ -179,11 +177,8 @@ class OnnxBackend:
         return outs[0] if not self.info["outputs_tuple"] else tuple(outs)
 
 
-def cache_dir() -> Path:
-    return Path(os.environ.get("SIAMTRACK_CACHE") or Path.home() / ".cache" / "siamtrack")
-
-
 def check_precision(backend, precision):
+    """The backend and precision are known, and that backend runs that precision."""
     check_choice(backend, BACKENDS, "backend")
     check_choice(precision, PRECISIONS, "precision")
     if precision not in BACKEND_PRECISIONS[backend]:
@@ -193,68 +188,5 @@ def check_precision(backend, precision):
                           f"use --backend {other} for {precision}")
 
 
-def make_backend(model, cfg, device, backend="torch", precision="fp32", threads=None, cache_key=None, **kwargs):
-    """Wrap a loaded SiameseNet in the chosen backend. The onnxruntime backend exports the model into the cache
-    (keyed by `cache_key`, e.g. the checkpoint's sha256) the first time and reuses the export afterwards; int8
-    quantizes that export once more (calibration as siamtrack.quantize.default_calibration finds it)."""
-    check_precision(backend, precision)
-    if backend == "torch":
-        return TorchBackend(model, device, precision, exemplar_size=cfg.tracker.exemplar_size,
-                            search_size=cfg.tracker.search_size, **kwargs)
-    _import_onnxruntime()
-    from .export import VERSION, export_onnx, is_export_dir
-    if cache_key is None:
-        # Nothing identifies these weights: export afresh into a folder of its own.
-        out = Path(tempfile.mkdtemp(prefix="siamtrack-onnx-"))
-        export_onnx(model, cfg, out)
-    else:
-        out = cache_dir() / "onnx" / f"{cache_key}-v{VERSION}"
-        if not is_export_dir(out):
-            export_onnx(model, cfg, out)
-    if precision == "int8":
-        out = int8_export(out, out.with_name(out.name + "-int8") if cache_key is not None else None)
-    return OnnxBackend(out, threads)
-
-
-def int8_export(fp32_dir, out=None):
-    """The int8 copy of an fp32 export folder: `out` when it already holds one, else quantized into it (a new
-    temporary folder when None)."""
-    from .export import is_export_dir
-    from .quantize import default_calibration, quantize_export
-    from .paths import shared_root
-    if out is not None and is_export_dir(out):
-        return out
-    out = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="siamtrack-int8-")) / "int8"
-    sequences, description = default_calibration(shared_root())
-    return quantize_export(fp32_dir, out, sequences, description)
-
-
-def load_backend(name_or_path, device="auto", backend="torch", precision="fp32"):
-    """-> (backend, ExperimentConfig) from a zoo name, a checkpoint or, for onnxruntime, a `siamtrack export` folder.
-    onnxruntime uses as many threads as torch (torch.set_num_threads)."""
-    check_precision(backend, precision)
-    from .export import is_export_dir
-    if backend == "onnxruntime" and is_export_dir(name_or_path):
-        directory = name_or_path
-        if precision == "int8" and read_info_precision(directory) != "int8":
-            directory = int8_export(directory)
-        return OnnxBackend(directory), load_export_config(directory)
-    from .api import load_model
-    net, cfg, _ = load_model(name_or_path, device, backend=backend, precision=precision)
-    return net, cfg
-
-
-def read_info_precision(directory):
-    from .export import read_export_info
-    return read_export_info(directory).get("precision", "fp32")
-
-
-def load_export_config(directory):
-    """The ExperimentConfig stored in an export folder."""
-    from .config import config_from_dict
-    from .export import read_export_info
-    return config_from_dict(read_export_info(directory)["config"])
-
-
-__all__ = ["TorchBackend", "OnnxBackend", "make_backend", "native_bf16_supported", "load_export_config",
-           "int8_export", "check_precision", "BACKENDS", "PRECISIONS", "BACKEND_PRECISIONS"]
+__all__ = ["TorchBackend", "OnnxBackend", "native_bf16_supported", "check_choice", "check_precision",
+           "import_onnxruntime", "BACKENDS", "PRECISIONS", "BACKEND_PRECISIONS"]

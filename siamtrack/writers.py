@@ -1,4 +1,5 @@
-"""Outputs of `siamtrack track`: the box file and the annotated video.
+"""Outputs of `siamtrack track` and `demo`: the box file, the annotated video and the live window, fed by the frame
+loop's steps (`record`).
 
 Nothing the user has is overwritten unless they ask (`overwrite=True`). Both writers work on a temporary name beside
 the target and rename it when closed, and `close()` runs on success, error and Ctrl-C alike, so what was tracked until
@@ -7,10 +8,13 @@ then survives as a complete file. The box file is flushed line by line.
 from __future__ import annotations
 
 import os
+from contextlib import closing
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
+from tqdm import tqdm
 
 from .errors import OutputError
 
@@ -122,3 +126,53 @@ def draw(frame, results, index):
     cv2.putText(img, f"{index}", (6, 16 * thick), cv2.FONT_HERSHEY_SIMPLEX, 0.5 * thick, (255, 255, 255), thick,
                 cv2.LINE_AA)
     return img
+
+
+@dataclass
+class StreamStats:
+    frames: int = 0            # frames with a result, the initial one included
+    updates: int = 0
+    update_time: float = 0.0   # seconds spent in update(), decoding excluded
+    skipped: int = 0
+    results: list = field(default_factory=list)   # per frame: list of TrackResult per target, or None
+
+    @property
+    def fps(self):
+        return self.updates / self.update_time if self.update_time > 0 else float("nan")
+
+
+def record(steps, num_targets=1, box_out=None, video_out=None, show=False, total=None, keep_results=False,
+           progress=True):
+    """Consume the frame loop's steps (siamtrack.stream.track): write every frame to the writers, show it live when
+    asked (q or Esc stops), count what was tracked. The writers and the loop are closed however this ends."""
+    stats = StreamStats()
+    bar = tqdm(total=total, unit="frame", disable=None if progress else True, leave=False)
+    try:
+        with closing(steps):
+            for step in steps:
+                bar.update(1)
+                if step.frame is None:
+                    stats.skipped += 1
+                elif step.results is not None:
+                    stats.frames += 1
+                    if stats.frames > 1:
+                        stats.updates += 1
+                        stats.update_time += step.seconds
+                if video_out and step.frame is not None:
+                    video_out.write(step.frame, step.results, step.index)
+                if show and step.frame is not None:
+                    cv2.imshow("siamtrack", draw(step.frame, step.results, step.index))
+                    if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
+                        break
+                if box_out:
+                    box_out.write(step.results, num_targets)
+                if keep_results:
+                    stats.results.append(step.results)
+    finally:
+        bar.close()
+        for w in (box_out, video_out):
+            if w:
+                w.close()
+        if show:
+            cv2.destroyAllWindows()
+    return stats

@@ -6,8 +6,8 @@ import torch
 from siamtrack.config import config_from_dict
 from siamtrack.errors import ConfigError
 from siamtrack.models import build_model
-from siamtrack.models.anchors import anchor_grid, anchor_shapes, decode, encode, iou_cxcywh, label_anchors
-from siamtrack.train.rpn_objective import RPNObjective
+from siamtrack.anchors import anchor_grid, anchor_shapes, decode, encode, iou_cxcywh
+from siamtrack.train.rpn_objective import RPNObjective, label_anchors
 
 RATIOS = (0.33, 0.5, 1.0, 2.0, 3.0)
 

@@ -12,7 +12,7 @@ import torch
 from siamtrack import boxes as B
 from siamtrack.config import TrackerConfig
 from siamtrack.crops import exemplar_size
-from siamtrack.models.anchors import anchor_grid, anchor_shapes, encode, iou_cxcywh
+from siamtrack.anchors import anchor_grid, anchor_shapes, encode, iou_cxcywh
 from siamtrack.trackers.siamrpn import SiamRPNTracker
 
 CPU = torch.device("cpu")
@@ -197,7 +197,7 @@ def _synthetic_otb(root, n_seq=2, n_frames=10):
 
 
 def test_tune_grid_ranks_combinations(tmp_path):
-    from siamtrack.commands.tune import parse_grid, run_grid, write_table
+    from siamtrack.eval.grid import parse_grid, run_grid, write_table
     from siamtrack.config import ComponentConfig, ExperimentConfig, ModelConfig
     from siamtrack.data.datasets import open_dataset
     from siamtrack.errors import ConfigError

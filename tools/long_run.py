@@ -4,7 +4,8 @@
     python tools/long_run.py --config experiments/siamrpn_lite.yaml --frames 10000    # random weights
 
 Frames come from siamtrack.data.synthetic.MovingSquare, rendered on demand, so the stream itself holds no memory.
-Resident memory is read after the warm-up frames and at the end; fps is of update() alone, per block of frames.
+The frames go through the package's frame loop (siamtrack.stream), as `siamtrack track` runs them. Resident memory
+is read after the warm-up frames and at the end; fps is of update() alone, per block of frames.
 tests/test_long_run.py runs the same `long_run` on a shorter stream.
 """
 from __future__ import annotations
@@ -13,13 +14,14 @@ import argparse
 import dataclasses
 import json
 import sys
-import time
 from collections import Counter
 
 import numpy as np
 import torch
 
+from siamtrack.data.sources import IndexedSource
 from siamtrack.data.synthetic import MovingSquare
+from siamtrack.stream import track
 
 
 def rss_mb():
@@ -42,36 +44,29 @@ def rss_mb():
 def random_init_tracker(config_path, seed=0, **tracker_settings):
     """A tracker over a random-init model of `config_path` (no weight download), through the default torch backend;
     `tracker_settings` override fields of the config's TrackerConfig."""
-    from siamtrack.api import make_tracker, without_pretrained
-    from siamtrack.config import load_config
-    from siamtrack.models import build_model
-    from siamtrack.runtime import make_backend
-    cfg = load_config(config_path)
-    cfg.tracker = dataclasses.replace(cfg.tracker, **tracker_settings)
-    torch.manual_seed(seed)
-    model = build_model(without_pretrained(cfg.model)).eval()
-    net = make_backend(model, cfg, torch.device("cpu"), "torch", "fp32")
-    return make_tracker(net, cfg, net.device)
+    from siamtrack.api import make_tracker
+    from siamtrack.loader import load_model
+    net, cfg, _ = load_model(config_path, "cpu", "torch", "fp32", random_init=True, seed=seed)
+    return make_tracker(net, dataclasses.replace(cfg, tracker=dataclasses.replace(cfg.tracker, **tracker_settings)),
+                        net.device)
 
 
 def long_run(tracker, frames, warmup=200, block=1000, seed=0, size=40):
     """Track `frames` frames of a MovingSquare stream. Returns boxes (all frames), rss after warm-up and at the end,
     fps per block and the count of each state."""
-    stream = MovingSquare(seed=seed, size=size)
+    square = MovingSquare(seed=seed, size=size)
+    source = IndexedSource(square.frame, frames, description="MovingSquare")
     # every per-frame output is preallocated, so what the run keeps cannot show up as growth
     boxes = np.zeros((frames, 4))
     busy = np.zeros(frames)
     states = Counter()
-    tracker.init(stream.frame(0), stream.box(0))
-    boxes[0] = stream.box(0)
     rss_warm = None
-    for i in range(1, frames):
-        frame = stream.frame(i)
-        t0 = time.perf_counter()
-        res = tracker.update(frame)
-        busy[i] = time.perf_counter() - t0
+    for step in track(tracker, source, [square.box(0)]):
+        i, res = step.index, step.results[0]
         boxes[i] = res.box
-        states[res.state] += 1
+        if i:
+            busy[i] = step.seconds
+            states[res.state] += 1
         if i == warmup:
             rss_warm = rss_mb()
     rss_end = rss_mb()

@@ -24,29 +24,16 @@ import torch
 from siamtrack import boxes as B
 from siamtrack.api import make_tracker
 from siamtrack.data.datasets import open_dataset
+from siamtrack.eval.grid import run_combinations
 from siamtrack.eval.runner import frame_bound, run_sequence
 from siamtrack.eval.summary import sequence_scores, summarize
-from siamtrack.runtime import load_backend
+from siamtrack.loader import load_model
+from siamtrack.shared import shared_path
 from siamtrack.trackers.base import LOST
 
-DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "sot"
+DEFAULT_ROOT = shared_path("data", "sot")
 ABSENT_SEQUENCES = ["uav10_car14", "uav10_group2_2", "uav10_group3_2", "uav10_person9"]
 STATE_FIELDS = ("uncertain_below", "lost_below", "lost_patience", "recover_above")
-
-
-class StateLog:
-    """Passes init/update through to a tracker and keeps the state of every update."""
-
-    def __init__(self, tracker):
-        self.tracker, self.states = tracker, []
-
-    def init(self, frame, box):
-        self.tracker.init(frame, box)
-
-    def update(self, frame):
-        res = self.tracker.update(frame)
-        self.states.append(res.state)
-        return res
 
 
 def run_split(net, cfg, sequences, settings, max_frames=None):
@@ -54,14 +41,12 @@ def run_split(net, cfg, sequences, settings, max_frames=None):
     tcfg = dataclasses.replace(cfg, tracker=dataclasses.replace(cfg.tracker, **settings))
     out = {}
     for seq in sequences:
-        log = StateLog(make_tracker(net, tcfg, net.device))
-        res = run_sequence(log, seq, max_frames)
+        res = run_sequence(make_tracker(net, tcfg, net.device), seq, max_frames)
         n = len(res["boxes"])
-        states = np.full(n, "", dtype=object)
-        states[res["init_frame"] + 1:] = log.states
-        res.update(gt=np.asarray(seq.boxes, dtype=np.float64)[:n], states=states, bound=frame_bound(seq))
+        res.update(gt=np.asarray(seq.boxes, dtype=np.float64)[:n], bound=frame_bound(seq))
         out[seq.name] = res
-        print(f"  {seq.name}: {sum(s == LOST for s in log.states)} of {len(log.states)} frames lost", flush=True)
+        updated = res["states"][res["init_frame"] + 1:]
+        print(f"  {seq.name}: {int(np.sum(updated == LOST))} of {len(updated)} frames lost", flush=True)
     return out
 
 
@@ -136,7 +121,8 @@ def parse_settings(pairs):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", required=True, help="zoo name or checkpoint path")
-    p.add_argument("--root", default=str(DEFAULT_ROOT), help="the sot folder with INDEX.tsv")
+    p.add_argument("--root", default=DEFAULT_ROOT, required=DEFAULT_ROOT is None,
+                   help="the sot folder with INDEX.tsv (default: the shared data's)")
     p.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE", help="threshold fields (else the model's)")
     p.add_argument("--tune", action="store_true", help="choose thresholds on val from a small grid (one val pass each)")
     p.add_argument("--max-frames", type=int, help="only the first frames of each sequence (quick checks)")
@@ -144,7 +130,7 @@ def main(argv=None):
     p.add_argument("--json", help="write everything measured here")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    net, cfg = load_backend(args.model, "cpu", "torch", "fp32")
+    net, cfg, _ = load_model(args.model, "cpu", "torch", "fp32")
     val = open_dataset(args.root, split="val")
     absent = open_dataset(args.root, names=ABSENT_SEQUENCES)
     settings = {name: getattr(cfg.tracker, name) for name in STATE_FIELDS}
@@ -158,17 +144,18 @@ def main(argv=None):
     print(json.dumps(report["val_scores"], indent=1), flush=True)
 
     if args.tune:
-        report["tuning"] = []
         grid = default_grid(report["val_scores"])
         if not grid:
             raise SystemExit("the val scores of good frames are not above those of failed frames: no thresholds "
                              "to tune (is the model trained?)")
-        for cand in grid:
-            print(f"val, with recovery, {cand}", flush=True)
-            runs = run_split(net, cfg, val, {**settings, **cand, "recovery": True}, args.max_frames)
-            report["tuning"].append({**cand, "auc_with_recovery": auc(runs)})
-            print(f"  AUC {report['tuning'][-1]['auc_with_recovery']:.4f}", flush=True)
-        best = max(report["tuning"], key=lambda row: row["auc_with_recovery"])
+
+        def progress(i, row, seconds):
+            print(f"val, with recovery, {grid[i]}: AUC {row['auc']:.4f} ({seconds:.0f} s)", flush=True)
+
+        rows = run_combinations(net, cfg, net.device, val, [{**settings, **c, "recovery": True} for c in grid],
+                                args.max_frames, progress)
+        report["tuning"] = [{**{k: row[k] for k in grid[0]}, "auc_with_recovery": row["auc"]} for row in rows]
+        best = report["tuning"][0]
         settings.update({k: v for k, v in best.items() if k in STATE_FIELDS})
         report["auc_with_recovery"] = best["auc_with_recovery"]
     else:

@@ -6,19 +6,23 @@ import os
 import shlex
 import sys
 
+from ..data.datasets import FORMATS
 from ..errors import ConfigError, DatasetError
+from ..runtime import BACKENDS, PRECISIONS
+from ..trackers.opencv import NAMES as OPENCV_NAMES
+from .options import add_opencv_files, opencv_files
 
 HELP = "evaluate trackers one-pass on OTB / GOT-10k / LaSOT / UAV123 folders (toolkit metrics, JSON, report)"
 
 
 def add_arguments(p):
     p.add_argument("--root", required=True, help="dataset folder")
-    p.add_argument("--format", default="auto", choices=["auto", "otb", "got10k", "lasot", "uav123"])
+    p.add_argument("--format", default="auto", choices=("auto", *FORMATS))
     p.add_argument("--split", default=None, help="split name (the split column of INDEX.tsv, or the layout's own)")
     p.add_argument("--sequences", default=None, help="comma-separated sequence names (default: all)")
     p.add_argument("--trackers", default=None,
-                   help="comma-separated zoo names, checkpoint paths or baselines (opencv-mil, opencv-nano, "
-                        "opencv-vit, opencv-kcf, opencv-csrt); default: every shipped model present")
+                   help=f"comma-separated zoo names, checkpoint paths or baselines ({', '.join(OPENCV_NAMES)}); "
+                        "default: every shipped model present")
     p.add_argument("--workers", type=int, default=1, help="sequences tracked in parallel processes")
     p.add_argument("--json", default=None, metavar="FILE", help="write the scores as JSON")
     p.add_argument("--report", default=None, metavar="DIR", help="write report.md and plots")
@@ -28,13 +32,11 @@ def add_arguments(p):
     p.add_argument("--shard", default=None, metavar="I/N", help="run only the I-th of N slices of the sequences")
     p.add_argument("--merge", default=None, metavar="DIR1,DIR2",
                    help="copy these shard result folders into --results before scoring")
-    p.add_argument("--nano-backbone", default=None, help="NanoTrack backbone ONNX (or $SIAMTRACK_NANO_BACKBONE)")
-    p.add_argument("--nano-head", default=None, help="NanoTrack head ONNX (or $SIAMTRACK_NANO_HEAD)")
-    p.add_argument("--vit-net", default=None, help="OpenCV ViT tracker ONNX (or $SIAMTRACK_VIT_NET)")
+    add_opencv_files(p)
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] for our models")
-    p.add_argument("--backend", default="torch", choices=["torch", "onnxruntime"],
+    p.add_argument("--backend", default="torch", choices=BACKENDS,
                    help="inference backend for our models (onnxruntime needs the export extra)")
-    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
+    p.add_argument("--precision", default="fp32", choices=PRECISIONS,
                    help="bf16 runs only where the hardware has native bf16")
     p.add_argument("--max-frames", type=int, default=None, help="evaluate only the first N frames of each sequence")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -83,7 +85,7 @@ def run(args):
         if not names:
             raise ConfigError("no trackers to evaluate: pass --trackers (no shipped weights are present)")
     device = str(pick_device(args.device))
-    specs = [TrackerSpec(n, device, args.nano_backbone, args.nano_head, args.vit_net, args.backend, args.precision)
+    specs = [TrackerSpec(n, device, backend=args.backend, precision=args.precision, **opencv_files(args))
              for n in names]
     labels = [s.label for s in specs]
     if len(set(labels)) != len(labels):

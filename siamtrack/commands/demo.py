@@ -8,8 +8,8 @@ import numpy as np
 from .. import boxes as B
 from ..api import load_tracker
 from ..data.sources import open_source
-from ..stream import track_stream
-from ..writers import VideoWriter
+from ..stream import track
+from ..writers import VideoWriter, record
 from ..zoo import default_model
 
 HELP = "track the bundled sample clip with the best shipped model; writes an annotated mp4"
@@ -41,7 +41,7 @@ def run(args):
     source = open_source(DEMO_DIR / "demo.mp4")
     tracker = load_tracker(model, device=args.device)
     video = VideoWriter(output, source.fps, overwrite=args.overwrite)
-    stats = track_stream(tracker, source, [gt[0]], video_out=video, keep_results=True)
+    stats = record(track(tracker, source, [gt[0]]), video_out=video, total=len(source) or None, keep_results=True)
     pred = np.stack([r[0].box for r in stats.results])
     miou = float(np.mean(B.iou(pred[1:], gt[1:len(pred)])))
     print(f"model: {model}")

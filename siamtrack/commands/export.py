@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..api import load_model
+from ..loader import load_model
 from ..errors import OutputError
 from ..export import FILES, INFO_FILE, export_onnx
 

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 from ..errors import OutputError
-from ..paths import shared_root
+from ..shared import shared_path
 from ..eval.speed import SpeedOptions, measure, parse_size
 from ..runtime import BACKENDS, PRECISIONS
 
@@ -49,9 +49,8 @@ def add_arguments(p):
 
 def shared_sot_root():
     """The shared tracking sequences (data/sot), whose first val sequence is timed, or None."""
-    root = shared_root()
-    sot = root / "data" / "sot" if root else None
-    return sot if sot and (sot / "INDEX.tsv").is_file() else None
+    sot = shared_path("data", "sot")
+    return sot if sot is not None and (sot / "INDEX.tsv").is_file() else None
 
 
 def options(args) -> SpeedOptions:

@@ -12,8 +12,11 @@ from .. import boxes as B
 from ..api import load_tracker
 from ..data.sources import open_source
 from ..errors import BoxError, SiamtrackError
-from ..stream import track_stream
-from ..writers import BoxWriter, VideoWriter, check_output
+from ..runtime import BACKENDS, PRECISIONS
+from ..stream import BAD_FRAME_POLICIES, track
+from ..trackers.opencv import is_opencv_name
+from ..writers import BoxWriter, VideoWriter, check_output, record
+from .options import add_opencv_files, opencv_files
 
 HELP = "track one or more objects in a video file, a camera, an image folder or an OTB sequence folder"
 
@@ -23,12 +26,12 @@ def add_arguments(p):
     p.add_argument("--box", action="append", default=[], metavar="x,y,w,h",
                    help="initial box on the first frame, 0-based pixels; repeat for several targets")
     p.add_argument("--select", action="store_true", help="drag the initial box on the first frame (needs a display)")
-    p.add_argument("--model", default=None, help="model name (see `siamtrack models`) or checkpoint path "
-                   "(default: the best shipped model)")
+    p.add_argument("--model", default=None, help="model name (see `siamtrack models`), checkpoint path or OpenCV "
+                   "baseline (opencv-mil, opencv-nano, ...; default: the best shipped model)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    p.add_argument("--backend", default="torch", choices=["torch", "onnxruntime"],
+    p.add_argument("--backend", default="torch", choices=BACKENDS,
                    help="inference backend (onnxruntime needs the export extra)")
-    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
+    p.add_argument("--precision", default="fp32", choices=PRECISIONS,
                    help="bf16 runs only where the CPU or GPU has native bf16")
     p.add_argument("--output", help="write an annotated mp4 here")
     p.add_argument("--boxes", help="write one line per frame here: x,y,w,h,score per target")
@@ -36,9 +39,10 @@ def add_arguments(p):
                    "to the box file as a sixth field")
     p.add_argument("--show", action="store_true", help="show a live window (q or Esc quits; needs a display)")
     p.add_argument("--overwrite", action="store_true", help="replace output files that already exist")
-    p.add_argument("--on-bad-frame", choices=["skip", "stop"], default="skip",
+    p.add_argument("--on-bad-frame", choices=BAD_FRAME_POLICIES, default="skip",
                    help="a frame that cannot be decoded: skip it with a warning (default) or stop the run")
     p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
+    add_opencv_files(p)
 
 
 def check_display():
@@ -82,12 +86,17 @@ def run(args):
             source.close()
             raise BoxError("give the initial box with --box x,y,w,h (or --select)")
         init_boxes = [source.init_box]
-    tracker = load_tracker(args.model, device=args.device, backend=args.backend, precision=args.precision)
+    baseline = opencv_files(args) if is_opencv_name(args.model) else {}
+    tracker = load_tracker(args.model, device=args.device, backend=args.backend, precision=args.precision,
+                           **baseline)
     box_out = BoxWriter(args.boxes, args.overwrite, states=args.states) if args.boxes else None
     video_out = VideoWriter(args.output, source.fps, args.overwrite) if args.output else None
-    stats = track_stream(tracker, source, init_boxes, box_out=box_out, video_out=video_out,
-                         on_bad_frame=args.on_bad_frame, max_frames=args.max_frames, show=args.show,
-                         select=select_box if args.select else None)
+    total = len(source) or None
+    if args.max_frames:
+        total = min(total or args.max_frames, args.max_frames)
+    steps = track(tracker, source, init_boxes, on_bad_frame=args.on_bad_frame, max_frames=args.max_frames,
+                  select=select_box if args.select else None)
+    stats = record(steps, max(1, len(init_boxes)), box_out=box_out, video_out=video_out, show=args.show, total=total)
     print(f"tracked {stats.frames} frames of {source.description}"
           + (f" ({stats.skipped} skipped)" if stats.skipped else "") + f" at {stats.fps:.1f} fps (update only)")
     for path in (args.output, args.boxes):

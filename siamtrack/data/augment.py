@@ -1,4 +1,4 @@
-"""Training-crop augmentation (DESIGN.md section 5): stretch, shift, colour jitter, grayscale, blur.
+"""Training-crop augmentation (as SiamFC trains): stretch, shift, colour jitter, grayscale, blur.
 
 Crops keep the tracking geometry: the exemplar is the square of side s_z around the target resampled to 127, the
 search crop the square of side s_z * S / 127 resampled to S, so one crop pixel spans the same frame distance in

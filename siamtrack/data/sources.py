@@ -1,5 +1,6 @@
-"""Frame sources for `siamtrack track`: a video file, a camera index, a folder of images, or an OTB-format sequence
-folder (img/ + groundtruth_rect.txt, whose first valid box is the default initial box).
+"""Frame sources for the frame loop (siamtrack.stream): a video file, a camera index, a folder of images, an
+OTB-format sequence folder (img/ + groundtruth_rect.txt, whose first valid box is the default initial box), or any
+`frame(i)` function (a dataset sequence, a generated stream).
 
 A source yields `SourceFrame`s. A frame that cannot be decoded comes through with `image=None` and an `error`, so the
 caller decides whether to skip it (keeping one output line per frame) or stop.
@@ -101,6 +102,29 @@ class CaptureSource:
 
     def close(self):
         self.cap.release()
+
+
+class IndexedSource:
+    """Frames `frame(i)` for i in range(start, stop), read or rendered on demand. A frame that cannot be read raises
+    (FrameError) rather than being skipped: a benchmark sequence with a hole is a broken dataset."""
+
+    def __init__(self, frame, stop, start=0, description="frames", fps=30.0):
+        self._frame = frame
+        self.stop = int(stop)
+        self.init_box = None
+        self.init_index = int(start)
+        self.fps = fps
+        self.description = description
+
+    def __len__(self):
+        return self.stop
+
+    def __iter__(self):
+        for i in range(self.init_index, self.stop):
+            yield SourceFrame(i, self._frame(i), str(i))
+
+    def close(self):
+        pass
 
 
 def open_source(spec):

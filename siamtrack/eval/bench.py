@@ -42,7 +42,8 @@ def tracker_factory(spec: TrackerSpec):
     if is_opencv_name(spec.name):
         make_opencv_tracker(spec.name, spec.nano_backbone, spec.nano_head, spec.vit_net)  # fail early on bad files
         return lambda: make_opencv_tracker(spec.name, spec.nano_backbone, spec.nano_head, spec.vit_net)
-    from ..api import load_model, make_tracker
+    from ..api import make_tracker
+    from ..loader import load_model
     net, cfg, _ = load_model(spec.name, spec.device, backend=spec.backend, precision=spec.precision)
     return lambda: make_tracker(net, cfg, net.device)
 

@@ -22,7 +22,6 @@ from .. import boxes as B
 
 THRESHOLDS_IOU = np.linspace(0, 1, 21)
 THRESHOLDS_CE = np.arange(0, 51, dtype=np.float64)
-THRESHOLDS_NORM = np.linspace(0, 0.5, 51)
 
 
 def _pair(gt, pred):
@@ -106,11 +105,6 @@ def normalized_center_error(gt, pred) -> np.ndarray:
 def norm_precision(gt, pred, threshold=0.2) -> float:
     gt, pred = _valid(gt, pred)
     return float(_fraction(normalized_center_error(gt, pred), np.array([float(threshold)]), np.less_equal)[0])
-
-
-def norm_precision_curve(gt, pred) -> np.ndarray:
-    gt, pred = _valid(gt, pred)
-    return _fraction(normalized_center_error(gt, pred), THRESHOLDS_NORM, np.less_equal)
 
 
 def got10k_ious(gt, pred, bound=None) -> np.ndarray:

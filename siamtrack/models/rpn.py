@@ -1,6 +1,6 @@
 """RPN heads (SiamRPN, Li et al. 2018; SiamRPN++, Li et al. 2019): per anchor, 2 class logits (background,
 target) and 4 box offsets. Outputs: cls (B, 2k, R, R) viewed as (B, 2, k, R, R), loc (B, 4k, R, R) viewed as
-(B, 4, k, R, R); see anchors.py for the anchor order.
+(B, 4, k, R, R); see siamtrack/anchors.py for the anchor order.
 
 The anchors' shapes live in the tracker config (`anchor_ratios`, `anchor_size`), which the tracker and the training
 objective share; a head only knows how many anchors it predicts per cell (`num_anchors`, k).

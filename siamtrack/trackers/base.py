@@ -19,8 +19,8 @@ import numpy as np
 import torch
 
 from .. import boxes as B
-from ..crops import crop_batch_numpy, crop_torch, crops_to_tensor, exemplar_size, frame_to_tensor
-from ..errors import BoxError, ConfigError, FrameError
+from ..crops import as_bgr_uint8, crop_batch_numpy, crop_torch, crops_to_tensor, exemplar_size, frame_to_tensor
+from ..errors import BoxError, ConfigError
 
 # Lost-target states reported per frame.
 TRACKING, UNCERTAIN, LOST = "tracking", "uncertain", "lost"
@@ -31,34 +31,6 @@ class TrackResult:
     box: np.ndarray          # (x, y, w, h), 0-based pixels
     score: float             # confidence in [0, 1]: the peak score of the frame
     state: str = TRACKING
-
-    @property
-    def ok(self) -> bool:
-        return self.state != LOST
-
-
-def as_bgr_uint8(frame) -> np.ndarray:
-    """Normalise a frame to HxWx3 uint8 BGR; raises FrameError for what cannot be a frame."""
-    if not isinstance(frame, np.ndarray):
-        raise FrameError(f"a frame must be a numpy array, got {type(frame).__name__}")
-    if frame.ndim == 3 and frame.shape[2] == 1:
-        frame = frame[:, :, 0]
-    if frame.ndim not in (2, 3) or (frame.ndim == 3 and frame.shape[2] not in (3, 4)) or min(frame.shape[:2]) < 1:
-        raise FrameError(f"a frame must be HxW, HxWx3 or HxWx4, got shape {frame.shape}")
-    if frame.dtype == np.uint16:
-        frame = (frame >> 8).astype(np.uint8)
-    elif frame.dtype != np.uint8:
-        if not np.issubdtype(frame.dtype, np.number):
-            raise FrameError(f"unsupported frame dtype {frame.dtype}")
-        f = np.nan_to_num(frame.astype(np.float32))
-        if f.size and f.max() <= 1.0:
-            f = f * 255.0
-        frame = np.clip(f, 0, 255).astype(np.uint8)
-    if frame.ndim == 2:
-        frame = np.repeat(frame[:, :, None], 3, axis=2)
-    elif frame.shape[2] == 4:
-        frame = np.ascontiguousarray(frame[:, :, :3])
-    return frame
 
 
 def check_box(box, width, height) -> np.ndarray:
@@ -95,13 +67,14 @@ class Tracker:
         self.num_targets = 0
 
     # -- public API -------------------------------------------------------------------------------------------
-    def init(self, frame, box):
-        self.init_many(frame, [box])
+    def init(self, frame, box) -> TrackResult:
+        return self.init_many(frame, [box])[0]
 
     def update(self, frame) -> TrackResult:
         return self.update_many(frame)[0]
 
-    def init_many(self, frame, boxes):
+    def init_many(self, frame, boxes) -> list:
+        """Start tracking `boxes` on `frame`; returns the first frame's results (the given boxes, score 1)."""
         frame = as_bgr_uint8(frame)
         h, w = frame.shape[:2]
         boxes = np.stack([check_box(b, w, h) for b in boxes]) if len(boxes) else np.zeros((0, 4))
@@ -113,8 +86,10 @@ class Tracker:
         self._lost = np.zeros(self.num_targets, dtype=bool)
         self._tile_cursor = np.zeros(self.num_targets, dtype=np.int64)
         self._confident = {name: getattr(self, name).copy() for name in self.target_arrays}
+        return [TrackResult(box=b.copy(), score=1.0) for b in boxes]
 
-    def update_many(self, frame):
+    def update_many(self, frame) -> list:
+        """One TrackResult per target for this frame."""
         if self.num_targets == 0:
             raise RuntimeError("update() called before init()")
         frame = as_bgr_uint8(frame)
@@ -123,7 +98,7 @@ class Tracker:
         searching = np.flatnonzero(was_lost) if self.cfg.recovery else np.zeros(0, dtype=np.int64)
         scores = np.zeros(self.num_targets)
         if len(searching) < self.num_targets:
-            scores[:] = [r.score for r in self._update(frame)]
+            scores[:] = self._update(frame)
         if len(searching):
             # the local step (if any ran) moved lost targets too: put them back before searching
             self._restore(searching)
@@ -136,6 +111,8 @@ class Tracker:
         return [TrackResult(box=boxes[i], score=float(scores[i]), state=states[i]) for i in range(self.num_targets)]
 
     # -- for subclasses ---------------------------------------------------------------------------------------
+    # `_init(frame, boxes)` sets the per-target arrays and the kernels; `_update(frame)` moves the targets and
+    # returns their (K,) scores: the boxes are made from the arrays once, in update_many.
     def _prepare_frame(self, frame):
         """Per-frame state for `_crop`: the device tensor of the frame when cropping on the device."""
         if self.crop_on_device:

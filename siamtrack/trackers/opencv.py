@@ -1,4 +1,5 @@
-"""OpenCV's own trackers behind our contract (`init(frame, box)`, `update(frame) -> TrackResult`), as baselines.
+"""OpenCV's own trackers behind our contract (`init_many(frame, boxes)`, `update_many(frame)` and their one-target
+views `init` / `update`), as baselines. cv2 trackers follow one target each: K targets are K cv2 trackers.
 
 OpenCV trackers answer ok=False on a frame they cannot follow instead of raising: that maps to state "lost" with the
 last good box kept, which is also what a user of ours would expect on screen. Model files of the DNN trackers (Nano,
@@ -13,8 +14,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..errors import CheckpointError, ConfigError
-from .base import LOST, TRACKING, TrackResult, as_bgr_uint8, check_box
+from ..crops import as_bgr_uint8
+from ..errors import BoxError, CheckpointError, ConfigError
+from .base import LOST, TRACKING, TrackResult, check_box
 
 NANO_ENV = ("SIAMTRACK_NANO_BACKBONE", "SIAMTRACK_NANO_HEAD")
 VIT_ENV = "SIAMTRACK_VIT_NET"
@@ -27,40 +29,51 @@ def is_opencv_name(name) -> bool:
 
 
 class OpenCVTracker:
-    """Wraps a factory of cv2 trackers; a fresh cv2 object per init(), since cv2 trackers cannot be re-initialised
+    """Wraps a factory of cv2 trackers; fresh cv2 objects on every init, since cv2 trackers cannot be re-initialised
     reliably across versions."""
 
     def __init__(self, name, factory, seed=0):
         self.name = name
         self.seed = seed
         self._factory = factory
-        self._cv = None
-        self._box = None
+        self._cv = []
+        self._boxes = []
 
-    def init(self, frame, box):
+    def init(self, frame, box) -> TrackResult:
+        return self.init_many(frame, [box])[0]
+
+    def update(self, frame) -> TrackResult:
+        return self.update_many(frame)[0]
+
+    def init_many(self, frame, boxes) -> list:
         frame = as_bgr_uint8(frame)
         h, w = frame.shape[:2]
-        b = check_box(box, w, h)
+        if len(boxes) == 0:
+            raise BoxError("no initial box given")
+        checked = [check_box(b, w, h) for b in boxes]
         # MIL draws its Haar features with the C library's rand(): reseeding it first makes a result independent of
         # what ran before in the process (so --workers N matches --workers 1, and reruns match).
         _seed_c_rand(self.seed)
-        self._cv = self._factory()
-        # cv2 trackers take integer pixel rectangles.
-        self._cv.init(frame, tuple(int(round(v)) for v in b))
-        self._box = b
+        self._cv = [self._factory() for _ in checked]
+        for cv, b in zip(self._cv, checked):
+            # cv2 trackers take integer pixel rectangles.
+            cv.init(frame, tuple(int(round(v)) for v in b))
+        self._boxes = checked
+        return [TrackResult(b.copy(), 1.0) for b in checked]
 
-    def update(self, frame) -> TrackResult:
-        if self._cv is None:
+    def update_many(self, frame) -> list:
+        if not self._cv:
             raise RuntimeError("update() called before init()")
-        ok, rect = self._cv.update(as_bgr_uint8(frame))
-        if not ok:
-            return TrackResult(self._box.copy(), 0.0, LOST)
-        self._box = np.asarray(rect, dtype=np.float64).reshape(4)
-        return TrackResult(self._box.copy(), self._score(), TRACKING)
+        frame = as_bgr_uint8(frame)
+        return [self._update_one(i, frame) for i in range(len(self._cv))]
 
-    def _score(self) -> float:
-        get = getattr(self._cv, "getTrackingScore", None)
-        return float(get()) if get is not None else 1.0
+    def _update_one(self, i, frame) -> TrackResult:
+        ok, rect = self._cv[i].update(frame)
+        if not ok:
+            return TrackResult(self._boxes[i].copy(), 0.0, LOST)
+        self._boxes[i] = np.asarray(rect, dtype=np.float64).reshape(4)
+        get = getattr(self._cv[i], "getTrackingScore", None)
+        return TrackResult(self._boxes[i].copy(), float(get()) if get is not None else 1.0, TRACKING)
 
 
 def _seed_c_rand(seed):

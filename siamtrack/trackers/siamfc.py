@@ -1,4 +1,4 @@
-"""SiamFC tracking loop (Bertinetto et al. 2016) with the constants of DESIGN.md section 4.
+"""SiamFC tracking loop (Bertinetto et al. 2016) with the paper's constants (siamtrack.config.TrackerConfig).
 
 Per frame and target: crop S search regions at scales scale_step^{-1,0,1} (one batched forward pass for all targets
 and scales), upsample each 17x17 response x16 (bicubic), penalise the side scales, take the scale with the highest
@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from ..crops import exemplar_size
-from .base import TrackResult, Tracker
+from .base import Tracker
 
 
 class SiamFCTracker(Tracker):
@@ -66,7 +66,7 @@ class SiamFCTracker(Tracker):
         big = cv2.resize(stacked, (up, up), interpolation=cv2.INTER_CUBIC).reshape(up, up, k, s)
         big = big.transpose(2, 3, 0, 1) * self.penalties[None, :, None, None]
         hann = self._window(up)
-        results = []
+        scores = np.zeros(k)
         for i in range(k):
             best = int(np.argmax(big[i].reshape(s, -1).max(axis=1)))
             resp = big[i, best]
@@ -83,12 +83,10 @@ class SiamFCTracker(Tracker):
             self.x_sz[i] = self.init_x_sz[i] * rel
             self.z_sz[i] = self.x_sz[i] * t.exemplar_size / t.search_size
             self.sizes[i] = self.init_sizes[i] * rel
-            score = float(1.0 / (1.0 + np.exp(-raw[i, best].max())))
-            results.append(score)
+            scores[i] = 1.0 / (1.0 + np.exp(-raw[i, best].max()))
         self.centers[:, 0] = np.clip(self.centers[:, 0], 0, width)
         self.centers[:, 1] = np.clip(self.centers[:, 1], 0, height)
-        out = self._to_boxes(self.centers, self.sizes, width, height)
-        return [TrackResult(box=out[i], score=results[i]) for i in range(k)]
+        return scores
 
     def _peaks(self, output):
         raw = output[:, 0].float().cpu().numpy()            # (N, R, R)

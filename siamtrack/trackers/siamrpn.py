@@ -1,4 +1,4 @@
-"""SiamRPN tracking loop (Li et al. 2018) with the post-processing of DESIGN.md section 4.
+"""SiamRPN tracking loop (Li et al. 2018) with its original post-processing.
 
 Per frame and target: one search crop at the current scale (one batched forward pass for all targets), a softmax
 score per anchor, anchor boxes decoded with the predicted offsets, a penalty on size and aspect-ratio change, a
@@ -11,8 +11,8 @@ import numpy as np
 import torch
 
 from ..crops import exemplar_size
-from ..models.anchors import anchor_grid, anchor_shapes, check_anchor_count, decode
-from .base import TrackResult, Tracker
+from ..anchors import anchor_grid, anchor_shapes, check_anchor_count, decode
+from .base import Tracker
 
 
 def _change(r):
@@ -91,8 +91,7 @@ class SiamRPNTracker(Tracker):
         # Never smaller than min_size (a box that shrinks to nothing cannot recover) nor larger than the frame.
         self.sizes = np.stack([np.clip(new_w, t.min_size, max(t.min_size, width)),
                                np.clip(new_h, t.min_size, max(t.min_size, height))], axis=1)
-        out = self._to_boxes(self.centers, self.sizes, width, height)
-        return [TrackResult(box=out[i], score=float(score[i, best[i]])) for i in range(len(best))]
+        return score[rows, best]
 
     def _peaks(self, output):
         """Global search while lost: the best anchor's softmax score and its decoded centre, no penalty or window."""

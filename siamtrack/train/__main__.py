@@ -3,16 +3,17 @@
 import argparse
 import sys
 
-from ..commands import train as command
 from ..errors import SiamtrackError
+from .options import DESCRIPTION, TrainOptions, add_arguments
+from .trainer import train
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m siamtrack.train", description=command.HELP)
-    command.add_arguments(parser)
+    parser = argparse.ArgumentParser(prog="python -m siamtrack.train", description=DESCRIPTION)
+    add_arguments(parser)
     args = parser.parse_args(argv)
     try:
-        return command.run(args)
+        return train(TrainOptions.from_args(args))
     except SiamtrackError as e:
         print(f"siamtrack train: error: {e}", file=sys.stderr)
         return 2

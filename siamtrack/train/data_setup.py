@@ -1,20 +1,12 @@
 """Which data a training run reads: the user's roots, or the project's shared data beside the repository."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from ..data.datasets import open_dataset
 from ..data.static import open_static
 from ..errors import DatasetError
-
-
-def shared_data_dir():
-    """$SIAMTRACK_SHARED/data, else ../shared/data beside the repository root; None when absent."""
-    env = os.environ.get("SIAMTRACK_SHARED")
-    base = Path(env) if env else Path(__file__).resolve().parents[3] / "shared"
-    d = base / "data"
-    return d if d.is_dir() else None
+from ..shared import shared_path
 
 
 def _default_split(root, split):
@@ -27,7 +19,7 @@ def _default_split(root, split):
 def training_data(data_roots, data_split=None, coco=None, data_format="auto", static_splits=("train2017",)):
     """-> (sequences, static items, description dict). Falls back to the shared data when no root is given.
     The still images are those of `static_splits` of the `coco` root, concatenated in that order."""
-    shared = shared_data_dir()
+    shared = shared_path("data")
     if not data_roots:
         if shared is None:
             raise DatasetError("no training data: pass --data ROOT (OTB, GOT-10k, LaSOT or UAV123 layout)")
@@ -56,7 +48,7 @@ def validation_data(val_root, val_split=None, no_val=False):
     if no_val:
         return []
     if val_root is None:
-        shared = shared_data_dir()
+        shared = shared_path("data")
         if shared is None or not (shared / "sot" / "INDEX.tsv").is_file():
             return []
         return open_dataset(shared / "sot", split=val_split or "val")

@@ -31,6 +31,7 @@ from ..models import build_model
 from ..runtime import native_bf16_supported
 from .data_setup import training_data, validation_data
 from .objectives import build_objective
+from .options import TrainOptions
 from .trunk_cache import CachedPairs, build_trunk_cache, trunk_cut
 from .validate import validate
 
@@ -127,169 +128,214 @@ def _setup_distributed(device_name):
     return device, rank, world
 
 
-def _overrides(cfg, args):
+def _overrides(cfg, opts):
     changes = {}
     for key in ("epochs", "workers", "seed", "pairs_per_epoch", "batch_size", "val_max_frames"):
-        value = getattr(args, key, None)
+        value = getattr(opts, key)
         if value is not None:
             changes[key] = value
-    if getattr(args, "no_bf16", False):
+    if opts.no_bf16:
         changes["amp_bf16"] = False
     return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, **changes))
 
 
-def train(args) -> int:
-    device, rank, world = _setup_distributed(args.device)
+def train(options: TrainOptions) -> int:
+    device, rank, world = _setup_distributed(options.device)
     try:
-        return _train(args, device, rank, world)
+        return _Run(options, device, rank, world).run()
     finally:
         if world > 1 and dist.is_initialized():
             dist.destroy_process_group()
 
 
-def _train(args, device, rank, world):
-    cfg = _overrides(load_config(args.config), args)
-    t = cfg.train
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if t.batch_size % world:
-        raise ConfigError(f"batch_size {t.batch_size} does not split over {world} processes")
-    out = Path(args.out or Path("runs") / cfg.name)
-    last_path = out / "last.pth"
-    if rank == 0 and last_path.is_file() and not args.resume:
-        raise OutputError(f"{out} already holds a run (last.pth); pass --resume to continue it or choose another --out")
+class _Run:
+    """One training run: config, data, model, optimizer and progress, built once and shared by the epochs."""
 
-    sequences, static, data_desc = training_data(args.data, args.data_split, args.coco, args.data_format,
-                                                 t.static_splits)
-    val_seqs = validation_data(args.val_data, args.val_split, args.no_val) if rank == 0 else []
-    dataset = PairDataset(sequences, cfg, static=static, seed=t.seed)
-    torch.manual_seed(t.seed)
-    model = build_model(cfg.model).to(device)
-    cached = t.cache_trunk_pairs > 0
-    if t.cache_static_pairs and not cached:
-        raise ConfigError("cache_static_pairs extends the trunk cache: set cache_trunk_pairs too")
-    if cached:
-        dataset = _cached_trunk_pairs(model, dataset, cfg, device, world, out)
-    per_rank = t.batch_size // world
-    steps_per_epoch = (len(dataset) // world) // per_rank
-    if steps_per_epoch < 1:
-        raise ConfigError(f"pairs_per_epoch {len(dataset)} is smaller than one batch of {t.batch_size}")
-    total_steps = t.epochs * steps_per_epoch
-    objective = build_objective(cfg, model)
-    optimizer = torch.optim.SGD(param_groups(model, t), lr=t.lr_start, momentum=t.momentum,
-                                weight_decay=t.weight_decay)
-    state = {"epoch": 0, "step": 0, "best_auc": -1.0, "pairs_seen": 0, "wall_s": 0.0, "val": None}
-    if args.resume and last_path.is_file():
-        blob = load_checkpoint(last_path)
-        load_weights(model, blob["model"], last_path)
-        optimizer.load_state_dict(blob["optimizer"])
-        state.update(blob["train_state"])
-        torch.set_rng_state(blob["rng"])
+    def __init__(self, opts, device, rank, world):
+        self.opts, self.device, self.rank, self.world = opts, device, rank, world
+        self.cfg = _overrides(load_config(opts.config), opts)
+        t = self.t = self.cfg.train
+        if opts.threads:
+            torch.set_num_threads(opts.threads)
+        if t.batch_size % world:
+            raise ConfigError(f"batch_size {t.batch_size} does not split over {world} processes")
+        self.out = Path(opts.out or Path("runs") / self.cfg.name)
+        self.last_path = self.out / "last.pth"
+        if rank == 0 and self.last_path.is_file() and not opts.resume:
+            raise OutputError(f"{self.out} already holds a run (last.pth); pass --resume to continue it or choose "
+                              f"another --out")
+        self._build_data()
+        self._build_model()
+        self.state = {"epoch": 0, "step": 0, "best_auc": -1.0, "pairs_seen": 0, "wall_s": 0.0, "val": None}
+        if opts.resume and self.last_path.is_file():
+            self._resume()
+        # bf16 only where it is native: emulated (AVX2-only CPUs) a SiamFC-AlexNet step ran 12x slower than fp32
+        self.use_bf16 = t.amp_bf16 and native_bf16_supported(device)
+        if t.amp_bf16 and not self.use_bf16 and rank == 0:
+            print("bf16 autocast asked for but this device has no native bf16: training in float32", file=sys.stderr)
+        self.meta_base = {"data": self.data_desc, "hardware": hardware(device, torch.get_num_threads(), world),
+                          "bf16": self.use_bf16, "command": " ".join(sys.argv)}
         if rank == 0:
-            print(f"resuming {last_path} at epoch {state['epoch'] + 1}, step {state['step']}", file=sys.stderr)
+            self.out.mkdir(parents=True, exist_ok=True)
+            self.log = CsvLog(self.out / "log.csv", LOG_FIELDS, self.state["step"])
+            self.val_log = CsvLog(self.out / "val.csv", VAL_FIELDS, self.state["step"])
 
-    # bf16 only where it is native: emulated (AVX2-only CPUs) a SiamFC-AlexNet step ran 12x slower than fp32
-    use_bf16 = t.amp_bf16 and native_bf16_supported(device)
-    if t.amp_bf16 and not use_bf16 and rank == 0:
-        print("bf16 autocast asked for but this device has no native bf16: training in float32", file=sys.stderr)
-    hw = hardware(device, torch.get_num_threads(), world)
-    meta_base = {"data": data_desc, "hardware": hw, "bf16": use_bf16, "command": " ".join(sys.argv)}
-    if rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
-        log = CsvLog(out / "log.csv", LOG_FIELDS, state["step"])
-        val_log = CsvLog(out / "val.csv", VAL_FIELDS, state["step"])
+    # -- set-up -----------------------------------------------------------------------------------------------
+    def _build_data(self):
+        o, t = self.opts, self.t
+        sequences, static, self.data_desc = training_data(o.data, o.data_split, o.coco, o.data_format,
+                                                          t.static_splits)
+        self.val_seqs = validation_data(o.val_data, o.val_split, o.no_val) if self.rank == 0 else []
+        self.dataset = PairDataset(sequences, self.cfg, static=static, seed=t.seed)
 
-    def meta():
-        return {**meta_base, "epochs": state["epoch"], "steps": state["step"], "pairs_seen": state["pairs_seen"],
-                "wall_s": round(state["wall_s"], 1), "val": state["val"]}
+    def _build_model(self):
+        t = self.t
+        torch.manual_seed(t.seed)
+        self.model = build_model(self.cfg.model).to(self.device)
+        self.cached = t.cache_trunk_pairs > 0
+        if t.cache_static_pairs and not self.cached:
+            raise ConfigError("cache_static_pairs extends the trunk cache: set cache_trunk_pairs too")
+        if self.cached:
+            self.dataset = _cached_trunk_pairs(self.model, self.dataset, self.cfg, self.device, self.world, self.out)
+        self.per_rank = t.batch_size // self.world
+        self.steps_per_epoch = (len(self.dataset) // self.world) // self.per_rank
+        if self.steps_per_epoch < 1:
+            raise ConfigError(f"pairs_per_epoch {len(self.dataset)} is smaller than one batch of {t.batch_size}")
+        self.total_steps = t.epochs * self.steps_per_epoch
+        self.objective = build_objective(self.cfg, self.model)
+        self.optimizer = torch.optim.SGD(param_groups(self.model, t), lr=t.lr_start, momentum=t.momentum,
+                                         weight_decay=t.weight_decay)
 
-    def save_last():
-        extra = {"optimizer": optimizer.state_dict(), "train_state": dict(state), "rng": torch.get_rng_state()}
-        save_checkpoint(last_path, model.state_dict(), cfg.to_dict(), meta(), extra=extra)
+    def _resume(self):
+        blob = load_checkpoint(self.last_path)
+        load_weights(self.model, blob["model"], self.last_path)
+        self.optimizer.load_state_dict(blob["optimizer"])
+        self.state.update(blob["train_state"])
+        torch.set_rng_state(blob["rng"])
+        if self.rank == 0:
+            print(f"resuming {self.last_path} at epoch {self.state['epoch'] + 1}, step {self.state['step']}",
+                  file=sys.stderr)
 
-    frozen, net = None, None
-    last_save = time.monotonic()
-    tty = sys.stderr.isatty()
-    for epoch in range(state["epoch"], t.epochs):
-        if frozen != frozen_prefixes(t, epoch) or net is None:
-            frozen = frozen_prefixes(t, epoch)
-            apply_freeze(model, frozen)
-            # DDP registers the parameters that need gradients when it is built: rebuild it when that set changes.
-            net = DistributedDataParallel(model) if world > 1 else model
-        else:
-            apply_freeze(model, frozen)
-        dataset.set_epoch(epoch)
-        done = state["step"] - epoch * steps_per_epoch
-        sampler = ResumableSampler(dataset, num_replicas=world, rank=rank, start=done * per_rank)
-        workers = 0 if cached else t.workers  # cached features are already in memory
-        loader = DataLoader(dataset, batch_size=per_rank, sampler=sampler, num_workers=workers, drop_last=True,
-                            worker_init_fn=worker_init if workers else None,
-                            prefetch_factor=4 if workers else None)
-        bar = tqdm(total=steps_per_epoch, initial=done, disable=rank != 0, desc=f"epoch {epoch + 1}/{t.epochs}",
-                   mininterval=0.5 if tty else 30, file=sys.stderr, dynamic_ncols=True)
+    # -- checkpoints ------------------------------------------------------------------------------------------
+    def meta(self):
+        s = self.state
+        return {**self.meta_base, "epochs": s["epoch"], "steps": s["step"], "pairs_seen": s["pairs_seen"],
+                "wall_s": round(s["wall_s"], 1), "val": s["val"]}
+
+    def save_last(self):
+        extra = {"optimizer": self.optimizer.state_dict(), "train_state": dict(self.state),
+                 "rng": torch.get_rng_state()}
+        save_checkpoint(self.last_path, self.model.state_dict(), self.cfg.to_dict(), self.meta(), extra=extra)
+        self.last_save = time.monotonic()
+
+    def _max_steps_reached(self):
+        return bool(self.opts.max_steps) and self.state["step"] >= self.opts.max_steps
+
+    # -- the loop ---------------------------------------------------------------------------------------------
+    def run(self) -> int:
+        frozen, net = None, None
+        self.last_save = time.monotonic()
+        for epoch in range(self.state["epoch"], self.t.epochs):
+            prefixes = frozen_prefixes(self.t, epoch)
+            apply_freeze(self.model, prefixes)
+            if prefixes != frozen or net is None:
+                frozen = prefixes
+                # DDP registers the parameters that need gradients when it is built: rebuild it when that set changes.
+                net = DistributedDataParallel(self.model) if self.world > 1 else self.model
+            if not self._epoch(net, epoch):
+                break
+            self.state["epoch"] = epoch + 1
+            if self.rank == 0:
+                _end_of_epoch(self.model, self.cfg, self.device, self.val_seqs, self.state, self.val_log, self.out,
+                              self.meta, self.use_bf16)
+                self.save_last()
+                apply_freeze(self.model, frozen)
+            if self.world > 1:
+                dist.barrier()
+            if self._max_steps_reached():
+                break
+        self._finish()
+        return 0
+
+    def _loader(self, epoch, done):
+        self.dataset.set_epoch(epoch)
+        sampler = ResumableSampler(self.dataset, num_replicas=self.world, rank=self.rank, start=done * self.per_rank)
+        workers = 0 if self.cached else self.t.workers  # cached features are already in memory
+        return DataLoader(self.dataset, batch_size=self.per_rank, sampler=sampler, num_workers=workers,
+                          drop_last=True, worker_init_fn=worker_init if workers else None,
+                          prefetch_factor=4 if workers else None)
+
+    def _epoch(self, net, epoch) -> bool:
+        """Train the rest of one epoch; False when --max-steps stopped it part-way (last.pth is then saved)."""
+        t, state = self.t, self.state
+        done = state["step"] - epoch * self.steps_per_epoch
+        bar = tqdm(total=self.steps_per_epoch, initial=done, disable=self.rank != 0,
+                   desc=f"epoch {epoch + 1}/{t.epochs}", mininterval=0.5 if sys.stderr.isatty() else 30,
+                   file=sys.stderr, dynamic_ncols=True)
         window = []
         tick = time.monotonic()
-        for z, x, box, negative in loader:
-            lr = lr_at(t, state["step"], total_steps)
-            for g in optimizer.param_groups:
-                g["lr"] = lr * g["lr_mult"]
-            z, x = z.to(device, non_blocking=True), x.to(device, non_blocking=True)
-            if cached and dataset.cut is not None:
-                # backbone blocks run on the cached features: their depthwise convolutions train ~1.4x faster
-                # channels-last on CPU
-                z, x = (f.contiguous(memory_format=torch.channels_last) for f in (z, x))
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                output = net.forward_from_trunk(z, x, dataset.cut) if cached else net(z, x)
-            loss, logs = objective(output, box, negative)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if t.grad_clip:
-                torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], t.grad_clip)
-            optimizer.step()
+        for batch in self._loader(epoch, done):
+            lr, loss = self._step(net, *batch)
             now = time.monotonic()
             state["wall_s"] += now - tick
-            window = (window + [(now - tick, logs["loss"])])[-20:]
+            window = (window + [(now - tick, loss)])[-20:]
             tick = now
             state["step"] += 1
             state["pairs_seen"] += t.batch_size
             done += 1
-            if rank == 0:
-                speed = t.batch_size * len(window) / sum(w for w, _ in window)
-                mean_loss = sum(v for _, v in window) / len(window)
-                log.write({"step": state["step"], "epoch": epoch + 1, "lr": f"{lr:.3e}", "loss": f"{logs['loss']:.5f}",
-                           "pairs_per_s": f"{speed:.2f}", "wall": f"{state['wall_s']:.1f}"})
-                bar.set_postfix(loss=f"{mean_loss:.4f}", pairs_s=f"{speed:.1f}", lr=f"{lr:.1e}", refresh=False)
-                bar.update(1)
-                if now - last_save > t.checkpoint_minutes * 60:
-                    save_last()
-                    last_save = time.monotonic()
-            if args.max_steps and state["step"] >= args.max_steps:
+            if self.rank == 0:
+                self._report_step(epoch, lr, loss, window, bar, now)
+            if self._max_steps_reached():
                 break
         bar.close()
-        if args.max_steps and state["step"] >= args.max_steps and done < steps_per_epoch:
-            if rank == 0:
-                save_last()
-            break
-        state["epoch"] = epoch + 1
-        if rank == 0:
-            _end_of_epoch(model, cfg, device, val_seqs, state, val_log, out, meta, use_bf16)
-            save_last()
-            last_save = time.monotonic()
-            apply_freeze(model, frozen)
-        if world > 1:
-            dist.barrier()
-        if args.max_steps and state["step"] >= args.max_steps:
-            break
-    if world > 1:
-        state["rank_weight_max_diff"] = _rank_weight_diff(model)
-    if rank == 0:
-        if world > 1:
-            save_last()
-        log.close()
-        val_log.close()
-        print(f"trained {state['step']} steps ({state['pairs_seen']} pairs, {state['epoch']} epochs) "
-              f"in {state['wall_s'] / 60:.1f} min; checkpoints in {out}", file=sys.stderr)
-    return 0
+        if self._max_steps_reached() and done < self.steps_per_epoch:
+            if self.rank == 0:
+                self.save_last()
+            return False
+        return True
+
+    def _step(self, net, z, x, box, negative):
+        """One optimizer step on a batch -> (learning rate, loss)."""
+        lr = lr_at(self.t, self.state["step"], self.total_steps)
+        for g in self.optimizer.param_groups:
+            g["lr"] = lr * g["lr_mult"]
+        z, x = z.to(self.device, non_blocking=True), x.to(self.device, non_blocking=True)
+        if self.cached and self.dataset.cut is not None:
+            # backbone blocks run on the cached features: their depthwise convolutions train ~1.4x faster
+            # channels-last on CPU
+            z, x = (f.contiguous(memory_format=torch.channels_last) for f in (z, x))
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_bf16):
+            output = net.forward_from_trunk(z, x, self.dataset.cut) if self.cached else net(z, x)
+        loss, logs = self.objective(output, box, negative)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.t.grad_clip:
+            torch.nn.utils.clip_grad_norm_([p for p in self.model.parameters() if p.requires_grad], self.t.grad_clip)
+        self.optimizer.step()
+        return lr, logs["loss"]
+
+    def _report_step(self, epoch, lr, loss, window, bar, now):
+        state = self.state
+        speed = self.t.batch_size * len(window) / sum(w for w, _ in window)
+        mean_loss = sum(v for _, v in window) / len(window)
+        self.log.write({"step": state["step"], "epoch": epoch + 1, "lr": f"{lr:.3e}", "loss": f"{loss:.5f}",
+                        "pairs_per_s": f"{speed:.2f}", "wall": f"{state['wall_s']:.1f}"})
+        bar.set_postfix(loss=f"{mean_loss:.4f}", pairs_s=f"{speed:.1f}", lr=f"{lr:.1e}", refresh=False)
+        bar.update(1)
+        if now - self.last_save > self.t.checkpoint_minutes * 60:
+            self.save_last()
+
+    def _finish(self):
+        state = self.state
+        if self.world > 1:
+            state["rank_weight_max_diff"] = _rank_weight_diff(self.model)
+        if self.rank == 0:
+            if self.world > 1:
+                self.save_last()
+            self.log.close()
+            self.val_log.close()
+            print(f"trained {state['step']} steps ({state['pairs_seen']} pairs, {state['epoch']} epochs) "
+                  f"in {state['wall_s'] / 60:.1f} min; checkpoints in {self.out}", file=sys.stderr)
 
 
 def _cached_trunk_pairs(model, dataset, cfg, device, world, out):

@@ -1,4 +1,5 @@
-"""RPN anchors, their box encoding and their labelling (SiamRPN, Li et al. 2018).
+"""RPN anchor geometry (SiamRPN, Li et al. 2018): anchor shapes, the grid over a response map, the box encoding
+and decoding, and anchor-box IoU. Shared by the SiamRPN tracker and its training objective; no learning here.
 
 Geometry: the backbones keep their feature grids centred on the crop (valid convolutions in AlexNet, one grey pixel
 of border in EfficientNet-Lite0), the exemplar kernel is centred on the exemplar crop, and the head's convolutions
@@ -13,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..errors import ConfigError
+from .errors import ConfigError
 
 DEFAULT_RATIOS = (0.33, 0.5, 1.0, 2.0, 3.0)
 
@@ -72,44 +73,3 @@ def iou_cxcywh(anchors, boxes):
     inter = wh[..., 0] * wh[..., 1]
     union = (anchors[:, 2] * anchors[:, 3])[None] + (boxes[:, 2] * boxes[:, 3])[:, None] - inter
     return inter / union.clamp(min=1e-9)
-
-
-def label_anchors(anchors, boxes, negative, pos_iou=0.6, neg_iou=0.3, num_samples=64, max_pos=16,
-                  generator=None):
-    """Sampled anchor labels per pair: 1 positive, 0 negative, -1 ignored. -> (B, A) long tensor.
-
-    anchors (A, 4) and boxes (B, 4) are cxcywh tensors in search-crop pixels; `negative` (B,) marks pairs whose
-    search crop does not hold the exemplar's object: those get no positives, and their box is the other object's.
-    Besides the IoU > pos_iou anchors, the best anchor of a positive pair counts as positive when its IoU is above
-    neg_iou, so thin or odd-shaped targets still teach the regression. At most `max_pos` positives are kept and
-    negatives fill up to `num_samples`. A negative pair samples the anchors on the other object first (up to
-    `max_pos` of them): that distractor is what the classifier must learn to reject, and uniform sampling would
-    mostly pick plain background.
-    """
-    iou = iou_cxcywh(anchors, boxes)
-    negative = negative.bool()
-    pos = (iou > pos_iou) & ~negative[:, None]
-    best = iou.argmax(dim=1)
-    best_ok = (iou.gather(1, best[:, None])[:, 0] > neg_iou) & ~negative
-    pos[best_ok, best[best_ok]] = True
-    neg = (iou < neg_iou) | negative[:, None]
-    neg &= ~pos
-    labels = torch.full(iou.shape, -1, dtype=torch.long, device=iou.device)
-    # Random priorities; keeping the top-n of each kind is a uniform sample without replacement.
-    prio = torch.rand(iou.shape, generator=generator, device=iou.device)
-    pos_keep = _keep_top(torch.where(pos, prio, -1.0), max_pos)
-    labels[pos_keep] = 1
-    n_neg = num_samples - pos_keep.sum(dim=1, keepdim=True)
-    on_distractor = (iou > neg_iou) & negative[:, None]
-    hard = _keep_top(torch.where(on_distractor, prio, -1.0), max_pos)
-    # Priorities above 1 put the chosen distractor anchors ahead of every background anchor.
-    labels[_keep_top(torch.where(neg, prio + 2.0 * hard, -1.0), n_neg)] = 0
-    return labels
-
-
-def _keep_top(prio, n):
-    """Mask of the n highest non-negative priorities per row (n an int or a (B, 1) tensor)."""
-    order = prio.argsort(dim=1, descending=True)
-    rank = torch.empty_like(order)
-    rank.scatter_(1, order, torch.arange(prio.shape[1], device=prio.device).expand_as(order))
-    return (rank < n) & (prio >= 0)
