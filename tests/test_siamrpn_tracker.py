@@ -213,7 +213,7 @@ def test_tune_grid_ranks_combinations(tmp_path):
     # a window that outweighs the scores pins the box to the crop centre: it cannot keep up with the motion
     assert rows[0]["window_influence"] == 0.3 and rows[0]["auc"] > 0.7 and rows[1]["auc"] < rows[0]["auc"] - 0.05
     write_table(rows, tmp_path / "t.csv")
-    assert (tmp_path / "t.csv").read_text().splitlines()[0] == "window_influence,size_lr,auc,precision_20,fps"
+    assert (tmp_path / "t.csv").read_text().splitlines()[0] == "window_influence,size_lr,auc,precision_20,fps,sr75,size_ratio"
     with pytest.raises(ConfigError, match="not a numeric tracker constant"):
         parse_grid(["type=1,2"], cfg.tracker)
     with pytest.raises(ConfigError, match="KEY=V1"):

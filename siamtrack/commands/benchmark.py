@@ -37,7 +37,7 @@ def add_arguments(p):
     p.add_argument("--backend", default="torch", choices=BACKENDS,
                    help="inference backend for our models (onnxruntime needs the export extra)")
     p.add_argument("--precision", default="fp32", choices=PRECISIONS,
-                   help="bf16 runs only where the hardware has native bf16")
+                   help="fp32; bf16 (torch backend, where the hardware has native bf16); int8 (onnxruntime backend, statically quantized)")
     p.add_argument("--max-frames", type=int, default=None, help="evaluate only the first N frames of each sequence")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 

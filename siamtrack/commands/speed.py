@@ -12,6 +12,7 @@ from ..errors import OutputError
 from ..shared import shared_path
 from ..eval.speed import SpeedOptions, measure, parse_size
 from ..runtime import BACKENDS, PRECISIONS
+from .options import add_opencv_files, opencv_files
 
 # The documented JSON record; the run's context (frames, source, frame size) is printed, not stored. With --compare
 # the record also has "compare" {NAME: {ms, fps, ratio}} and "cpu" {model, flags}.
@@ -39,9 +40,7 @@ def add_arguments(p):
     p.add_argument("--compare", default=None, metavar="NAME[,NAME]",
                    help="also time these trackers (benchmark names: opencv-nano, opencv-mil, a zoo model, a "
                         "checkpoint) on the same frames with the same threads, and report our speed as a ratio")
-    p.add_argument("--nano-backbone", default=None, help="NanoTrack backbone ONNX (or $SIAMTRACK_NANO_BACKBONE)")
-    p.add_argument("--nano-head", default=None, help="NanoTrack head ONNX (or $SIAMTRACK_NANO_HEAD)")
-    p.add_argument("--vit-net", default=None, help="OpenCV ViT tracker ONNX (or $SIAMTRACK_VIT_NET)")
+    add_opencv_files(p)
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--json", default=None, help="write the results here as JSON")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
@@ -59,8 +58,7 @@ def options(args) -> SpeedOptions:
                         random_init=args.random_init, threads=args.threads, targets=args.targets,
                         frames=args.frames, warmup=args.warmup,
                         frame_size=parse_size(args.frame_size) if args.frame_size else None,
-                        sequence=args.sequence, device=args.device, compare=compare,
-                        nano_backbone=args.nano_backbone, nano_head=args.nano_head, vit_net=args.vit_net)
+                        sequence=args.sequence, device=args.device, compare=compare, **opencv_files(args))
 
 
 def report(r) -> str:

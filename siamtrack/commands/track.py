@@ -32,7 +32,7 @@ def add_arguments(p):
     p.add_argument("--backend", default="torch", choices=BACKENDS,
                    help="inference backend (onnxruntime needs the export extra)")
     p.add_argument("--precision", default="fp32", choices=PRECISIONS,
-                   help="bf16 runs only where the CPU or GPU has native bf16")
+                   help="fp32; bf16 (torch backend, where the hardware has native bf16); int8 (onnxruntime backend, statically quantized)")
     p.add_argument("--output", help="write an annotated mp4 here")
     p.add_argument("--boxes", help="write one line per frame here: x,y,w,h,score per target")
     p.add_argument("--states", action="store_true", help="add each target's state (tracking/uncertain/lost) "

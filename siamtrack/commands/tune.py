@@ -10,7 +10,7 @@ from pathlib import Path
 from ..data.datasets import FORMATS
 from ..errors import ConfigError, OutputError
 from ..eval.grid import combinations, format_markdown, format_value, parse_grid, run_grid, write_table
-from ..runtime import BACKENDS
+from ..runtime import BACKENDS, PRECISIONS
 
 HELP = "grid-search tracking constants (penalty_k, window_influence, size_lr, ...) on a validation split"
 
@@ -32,6 +32,8 @@ def add_arguments(p):
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--backend", default="torch", choices=BACKENDS,
                    help="inference backend (see `siamtrack speed`); the constants do not depend on it")
+    p.add_argument("--precision", default="fp32", choices=PRECISIONS,
+                   help="fp32; bf16 (torch backend, native bf16 only); int8 (onnxruntime backend, quantized)")
     p.add_argument("--threads", type=int, default=None, help="torch threads")
 
 
@@ -51,7 +53,7 @@ def run(args) -> int:
         torch.set_num_threads(args.threads)
     names = [n.strip() for n in args.sequences.split(",") if n.strip()] if args.sequences else None
     sequences = open_dataset(args.data, args.format, args.split, names)
-    model, cfg, _ = load_model(args.model, args.device, args.backend)
+    model, cfg, _ = load_model(args.model, args.device, args.backend, args.precision)
     grid = parse_grid(args.grid, cfg.tracker)
     device = model.device
     total = len(combinations(grid))
