@@ -68,6 +68,10 @@ class TrackerConfig:
     recovery: bool = True
     recovery_tiles: int = 12
     recovery_tile_step: float = 0.5
+    # A frame with lost targets costs at most this many normal frames, counted in search crops through the network
+    # (the cost of a frame): the tiles of each lost target are cut down to fit, so fps stays steady while a target
+    # is gone and the sweep over the frame takes more frames instead.
+    recovery_budget: float = 2.0
 
 
 @dataclass

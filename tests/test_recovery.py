@@ -127,7 +127,9 @@ def _jump_sequence(tracker, a, b, before=3, after=12, size=(240, 320)):
 def test_recovers_a_target_that_jumped_across_the_frame(make):
     tracker = make()
     a, b = np.array([40.0, 40.0, 30, 30]), np.array([260.0, 190.0, 30, 30])
-    res = _jump_sequence(tracker, a, b)
+    # within the default budget (a lost frame costs at most two normal frames) SiamRPN sweeps 2 tiles a frame:
+    # the 24 tiles of this frame take 12 frames
+    res = _jump_sequence(tracker, a, b, after=24)
     states = [r.state for r in res]
     assert states[:3] == [TRACKING] * 3
     assert LOST in states
@@ -185,5 +187,27 @@ def test_lost_target_costs_one_tiled_pass_and_others_are_untouched():
         r_both, g_both = both.update_many(frame)
         assert np.allclose(r_both.box, alone.update(frame).box)
     assert g_both.state == LOST and r_both.state == TRACKING
-    # once green is lost: one pass for both targets' local crops and one for green's tiles
-    assert model.batches[-1] == 12 and model.batches[-2] == 6
+    # once green is lost: one pass for both targets' local crops (3 scales each) and one for green's tiles, as many
+    # as the budget leaves: 2 normal frames (12 crops) less red's 3
+    assert model.batches[-1] == 9 and model.batches[-2] == 6
+
+
+@pytest.mark.parametrize("make, normal", [(lambda m, **kw: _fc(m, **kw), 3),
+                                          (lambda m, **kw: SiamRPNTracker(m, TrackerConfig(type="siamrpn",
+                                                                                           **{**STATES, **kw}), CPU),
+                                           1)], ids=["siamfc", "siamrpn"])
+@pytest.mark.parametrize("budget", [2.0, 3.0])
+def test_a_lost_frame_costs_at_most_the_budget(make, normal, budget):
+    cfg = TrackerConfig(type="siamrpn", **STATES)
+    model = Counting(ColourFC() if normal == 3 else TiledColourRPN(cfg))
+    tracker = make(model, recovery_budget=budget)
+    a, b = np.array([40.0, 40.0, 30, 30]), np.array([260.0, 190.0, 30, 30])
+    states = [r.state for r in _jump_sequence(tracker, a, b, after=8)]
+    assert LOST in states
+    assert max(model.batches) == int(budget * normal)      # whole-frame search: `budget` frames' worth of crops
+    assert model.batches[:3] == [normal] * 3
+
+
+def test_recovery_budget_below_one_frame_is_a_config_error():
+    with pytest.raises(ConfigError, match="recovery_budget"):
+        _fc(ColourFC(), recovery_budget=0.5)

@@ -166,15 +166,27 @@ class Tracker:
         z = np.array([exemplar_size(w, h, t.context_amount) for w, h in self.sizes])
         return z * t.search_size / t.exemplar_size
 
-    def _tiles(self, i, side, width, height):
-        """This frame's tile centres for lost target i: the frame covered by tiles `recovery_tile_step * side` apart,
-        nearest the last confident centre first, `recovery_tiles` at a time, cycling over successive frames."""
+    # search crops one target costs in a normal frame (SiamFC: one per scale)
+    crops_per_target = 1
+
+    def _tiles_per_target(self, lost):
+        """Tiles each of `lost` lost targets gets this frame: at most `recovery_tiles`, and together with the local
+        step of the targets still tracked no more crops than `recovery_budget` normal frames (at least one)."""
+        t = self.cfg
+        normal = self.crops_per_target * self.num_targets
+        local = self.crops_per_target * (self.num_targets - lost)
+        allowance = int((t.recovery_budget * normal - local) // lost)
+        return int(min(t.recovery_tiles, max(1, allowance)))
+
+    def _tiles(self, i, side, width, height, count):
+        """This frame's `count` tile centres for lost target i: the frame covered by tiles `recovery_tile_step *
+        side` apart, nearest the last confident centre first, cycling over successive frames."""
         step = max(self.cfg.recovery_tile_step * side, 1.0)
         nx, ny = int(np.ceil(width / step)), int(np.ceil(height / step))
         gx, gy = np.meshgrid((np.arange(nx) + 0.5) * width / nx, (np.arange(ny) + 0.5) * height / ny)
         grid = np.stack([gx.ravel(), gy.ravel()], axis=1)
         grid = grid[np.argsort(np.linalg.norm(grid - self.centers[i], axis=1), kind="stable")]
-        take = (self._tile_cursor[i] + np.arange(min(self.cfg.recovery_tiles, len(grid)))) % len(grid)
+        take = (self._tile_cursor[i] + np.arange(min(count, len(grid)))) % len(grid)
         self._tile_cursor[i] = (self._tile_cursor[i] + len(take)) % len(grid)
         return grid[take]
 
@@ -184,7 +196,8 @@ class Tracker:
         t = self.cfg
         h, w = frame.shape[:2]
         sides = self._search_sides()[idx]
-        tiles = [self._tiles(i, s, w, h) for i, s in zip(idx, sides)]
+        count = self._tiles_per_target(len(idx))
+        tiles = [self._tiles(i, s, w, h, count) for i, s in zip(idx, sides)]
         n = max(len(c) for c in tiles)
         # the same count per target so that each target's tiles are one block of the batch (repeats cost a little)
         centers = np.concatenate([np.resize(c, (n, 2)) for c in tiles])
@@ -213,5 +226,6 @@ def _check_state_config(cfg):
     if not 0 <= cfg.lost_below <= cfg.uncertain_below:
         raise ConfigError(f"tracker: need 0 <= lost_below <= uncertain_below, got {cfg.lost_below} and "
                           f"{cfg.uncertain_below}")
-    if cfg.lost_patience < 1 or cfg.recovery_tiles < 1 or cfg.recovery_tile_step <= 0:
-        raise ConfigError("tracker: lost_patience and recovery_tiles must be >= 1 and recovery_tile_step > 0")
+    if cfg.lost_patience < 1 or cfg.recovery_tiles < 1 or cfg.recovery_tile_step <= 0 or cfg.recovery_budget < 1:
+        raise ConfigError("tracker: lost_patience, recovery_tiles and recovery_budget must be >= 1 and "
+                          "recovery_tile_step > 0")

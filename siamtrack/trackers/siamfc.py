@@ -25,6 +25,7 @@ class SiamFCTracker(Tracker):
         n = t.num_scales
         self.scale_factors = t.scale_step ** (np.arange(n) - (n - 1) / 2)
         self.penalties = np.where(np.arange(n) == (n - 1) // 2, 1.0, t.scale_penalty)
+        self.crops_per_target = n
         self._hann = None
 
     def _window(self, size):
