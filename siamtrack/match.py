@@ -28,6 +28,33 @@ DEFAULT_SCALES = (0.5, 0.71, 1.0, 1.41, 2.0)
 
 
 @dataclass(frozen=True)
+class Calibration:
+    """Platt scaling: score = sigmoid(slope * logit(raw) + bias), raw the head's score (RPN softmax, SiamFC sigmoid,
+    opencv correlation clipped to [0, 1]). Fitted by `tools/match_eval.py --fit-calibration` on the train split's
+    protocol (siamtrack/eval/matching.py: as many images without the object as with it), so a calibrated score is
+    the probability that the match is in an image that holds the object at even prior odds: min_score 0.5 means
+    "more likely there than not". Monotone, so it never reorders matches within an image."""
+    slope: float = 1.0
+    bias: float = 0.0
+
+    def __call__(self, raw):
+        p = np.clip(np.asarray(raw, dtype=np.float64), 1e-6, 1 - 1e-6)
+        return 1.0 / (1.0 + np.exp(-(self.slope * (np.log(p) - np.log1p(-p)) + self.bias)))
+
+
+IDENTITY = Calibration()
+# Fitted (siamtrack.eval.matching.fit_calibration) on the raw-score records of `python tools/match_eval.py --root
+# /work/sot-all --split train --max-seqs N --json ...` with the default options, one thread: N = 20 sequences (160
+# queries) for siamrpn-lite and opencv, 16 (128) for siamfc-alexnet. `--fit-calibration` refits and prints these.
+# Another checkpoint's scores keep their raw meaning (IDENTITY) until calibrated the same way.
+CALIBRATIONS = {
+    "siamrpn-lite": Calibration(slope=0.6282, bias=-2.4745),
+    "siamfc-alexnet": Calibration(slope=0.2071, bias=-0.6157),
+    "opencv": Calibration(slope=1.1953, bias=-0.1318),
+}
+
+
+@dataclass(frozen=True)
 class MatchOptions:
     top_k: int = 5                 # matches returned per image, best first
     min_score: float = 0.0         # matches scoring below this are dropped ("not in this image")
@@ -43,6 +70,7 @@ class MatchOptions:
     # frame: tiles grow with 1 / (object side)^2), every scale's tiles are spread out by the same factor. 96 crops
     # cost ~1.7 s (siamrpn-lite) / ~3.7 s (siamfc-alexnet) on one CPU thread.
     max_crops: int = 96
+    calibration: Calibration = None   # None: the model's entry in CALIBRATIONS (IDENTITY where it has none)
 
     def __post_init__(self):
         if min(self.top_k, self.per_crop, self.batch_size, self.max_crops) < 1:
@@ -81,6 +109,12 @@ def nms(boxes, scores, iou_above, keep):
     return np.array(kept, dtype=np.int64)
 
 
+def calibration_of(model_name, options):
+    if options.calibration is not None:
+        return options.calibration
+    return CALIBRATIONS.get(model_name, IDENTITY)
+
+
 def tile_centers(width, height, step):
     """(T, 2) centres covering a width x height frame, at most `step` pixels apart, symmetric about its middle."""
     nx, ny = max(1, int(np.ceil(width / step))), max(1, int(np.ceil(height / step)))
@@ -89,10 +123,11 @@ def tile_centers(width, height, step):
     return np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 2)
 
 
-def top_matches(cands, width, height, options) -> list:
-    """The candidates after NMS, clipped to the frame, above min_score, best first."""
-    ok = cands.scores >= options.min_score
-    boxes, scores = B.clip_xywh(cands.boxes[ok], width, height), cands.scores[ok]
+def top_matches(cands, width, height, options, calibration=IDENTITY) -> list:
+    """The candidates after NMS, clipped to the frame, calibrated, above min_score, best first."""
+    scores = calibration(cands.scores)
+    ok = scores >= options.min_score
+    boxes, scores = B.clip_xywh(cands.boxes[ok], width, height), scores[ok]
     keep = nms(boxes, scores, options.nms_iou, options.top_k)
     return [Match(box=boxes[i], score=float(scores[i])) for i in keep]
 
@@ -136,7 +171,7 @@ class SiameseMatcher:
     def find(self, image) -> list:
         frame = _as_frame(image)
         h, w = frame.shape[:2]
-        return top_matches(self.candidates(frame), w, h, self.options)
+        return top_matches(self.candidates(frame), w, h, self.options, calibration_of(self.model_name, self.options))
 
     def _crops_per_scale(self, width, height):
         """[(scale, (T, 2) tile centres)] for the scales at which the object is at least min_side pixels."""
@@ -254,7 +289,8 @@ class OpenCVMatcher:
             scores.append(np.clip(resp.ravel()[peaks], 0.0, 1.0).astype(np.float64))
         if not boxes:
             return []
-        return top_matches(_Candidates(np.concatenate(boxes), np.concatenate(scores)), w, h, o)
+        return top_matches(_Candidates(np.concatenate(boxes), np.concatenate(scores)), w, h, o,
+                           calibration_of(self.model_name, o))
 
 
 METHODS = ("siamese", "opencv")

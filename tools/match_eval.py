@@ -18,8 +18,8 @@ import torch
 from tqdm import tqdm
 
 from siamtrack.data.datasets import open_dataset
-from siamtrack.eval.matching import FRACTIONS, evaluate, plan, summarise
-from siamtrack.match import MatchOptions, make_matcher
+from siamtrack.eval.matching import FRACTIONS, evaluate, fit_calibration, plan, summarise
+from siamtrack.match import IDENTITY, MatchOptions, make_matcher
 from siamtrack.zoo import list_models
 
 
@@ -34,6 +34,8 @@ def main(argv=None):
     p.add_argument("--device", default="cpu")
     p.add_argument("--scales", default=None, help="comma-separated scales (default: siamtrack.match's)")
     p.add_argument("--tile-step", type=float, default=None)
+    p.add_argument("--fit-calibration", action="store_true",
+                   help="score with raw (uncalibrated) scores and print each model's fitted Calibration")
     p.add_argument("--json", help="write the summary and every query's record here")
     p.add_argument("--overwrite", action="store_true")
     args = p.parse_args(argv)
@@ -41,13 +43,13 @@ def main(argv=None):
         sys.exit(f"{args.json} exists (use --overwrite)")
     torch.set_num_threads(args.threads)
     models = args.models or [m["name"] for m in list_models() if m["present"]] + ["opencv"]
-    opts = MatchOptions(top_k=5, tile_step=args.tile_step)
+    opts = MatchOptions(top_k=5, tile_step=args.tile_step, calibration=IDENTITY if args.fit_calibration else None)
     if args.scales:
         opts = replace(opts, scales=tuple(float(s) for s in args.scales.split(",")))
     seqs = open_dataset(args.root, split=args.split)[:args.max_seqs]
     n_queries = sum(len(q) for _, _, q in plan(seqs))
     out = {"root": args.root, "split": args.split, "sequences": len(seqs), "fractions": list(FRACTIONS),
-           "threads": args.threads, "options": {k: v for k, v in vars(opts).items()}, "results": {}}
+           "threads": args.threads, "options": {k: str(v) if k == "calibration" else v for k, v in vars(opts).items()}, "results": {}}
     print(f"{'model':<16} {'top1':>6} {'mIoU':>6} {'AUC':>6} {'s/img':>6}")
     for name in models:
         matcher = make_matcher("opencv" if name == "opencv" else "siamese", None if name == "opencv" else name,
@@ -60,6 +62,10 @@ def main(argv=None):
         out["results"][name] = {"summary": summary, "records": records}
         print(f"{name:<16} {summary['top1_success']:6.3f} {summary['mean_iou']:6.3f} {summary['auc']:6.3f} "
               f"{secs:6.2f}", flush=True)
+        if args.fit_calibration:
+            slope, bias = fit_calibration(records)
+            summary["calibration"] = {"slope": slope, "bias": bias}
+            print(f"    {name!r}: Calibration(slope={slope:.4f}, bias={bias:.4f}),", flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=1))
 

@@ -9,7 +9,7 @@ import cv2
 from tqdm import tqdm
 
 from ..data.datasets import list_images
-from ..errors import OutputError, SourceError
+from ..errors import ConfigError, OutputError, SourceError
 from ..match import DEFAULT_SCALES, METHODS, MatchOptions, read_frame, make_matcher
 from ..trackers.base import TrackResult, check_box
 from ..writers import check_output, draw
@@ -57,7 +57,7 @@ def _scales(text):
     try:
         return tuple(float(s) for s in text.split(",") if s.strip())
     except ValueError:
-        raise SourceError(f"--scales needs comma-separated numbers, got {text!r}") from None
+        raise ConfigError(f"--scales needs comma-separated numbers, got {text!r}") from None
 
 
 def _drawn_paths(paths, folder, overwrite):
@@ -75,8 +75,6 @@ def _drawn_paths(paths, folder, overwrite):
 
 def run(args):
     box = parse_boxes([args.box])[0]
-    if args.top_k < 1:
-        raise SourceError("--top-k must be >= 1")
     options = MatchOptions(top_k=args.top_k, min_score=args.min_score, scales=_scales(args.scales))
     paths = query_paths(args.images)
     if args.json:

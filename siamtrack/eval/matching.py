@@ -100,3 +100,18 @@ def summarise(records):
             "top1_success": float(np.mean(ious > 0.5)) if len(ious) else float("nan"),
             "mean_iou": float(np.mean(ious)) if len(ious) else float("nan"),
             "auc": roc_auc(best(present), best(absent))}
+
+
+def fit_calibration(records, iterations=50):
+    """(slope, bias) of the logistic fit P(present) = sigmoid(slope * logit(best raw score) + bias), by Newton's
+    method; `records` must hold raw (uncalibrated) scores."""
+    p = np.clip([r["scores"][0] if r["scores"] else 0.0 for r in records], 1e-6, 1 - 1e-6)
+    x = np.stack([np.log(p) - np.log1p(-p), np.ones(len(p))], axis=1)
+    y = np.array([r["present"] for r in records], dtype=np.float64)
+    w = np.zeros(2)
+    for _ in range(iterations):
+        q = 1.0 / (1.0 + np.exp(-x @ w))
+        # a little ridge (1e-3) keeps the step finite when the two classes separate completely
+        hess = x.T @ (x * (q * (1 - q))[:, None]) + 1e-3 * np.eye(2)
+        w -= np.linalg.solve(hess, x.T @ (q - y) + 1e-3 * w)
+    return float(w[0]), float(w[1])
