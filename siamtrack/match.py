@@ -19,8 +19,9 @@ import numpy as np
 import torch
 
 from . import boxes as B
+from .anchors import check_anchor_count, decode
+from .crops import as_bgr_uint8
 from .errors import BoxError, ConfigError
-from .models.anchors import check_anchor_count, decode
 
 # Scales 2^(k/2), k = -2..2: half to twice the template size, a factor sqrt(2) apart. The RPN regresses the size within
 # a step; SiamFC's box is the scale's size, so its IoU loses up to ~0.7 between steps.
@@ -132,12 +133,6 @@ def top_matches(cands, width, height, options, calibration=IDENTITY) -> list:
     return [Match(box=boxes[i], score=float(scores[i])) for i in keep]
 
 
-def _as_frame(image):
-    # Imported here: `as_bgr_uint8` may move out of trackers.base (crops.py); the API stays siamtrack's.
-    from .trackers.base import as_bgr_uint8
-    return as_bgr_uint8(image)
-
-
 class SiameseMatcher:
     """`set_template(frame, box)` once, then `find(image)` per query image -> list of Match, best first."""
 
@@ -161,7 +156,7 @@ class SiameseMatcher:
         self.search_side = exemplar_size(*self.template_size, t.context_amount) * t.search_size / t.exemplar_size
         # One crop on the template itself: the response size (for the tile step) and the score the exemplar gets
         # where it was boxed, the reference a calibration can compare other images' scores with.
-        frame = _as_frame(frame)
+        frame = as_bgr_uint8(frame)
         center = np.asarray(box, dtype=np.float64)[:2] + self.template_size / 2
         boxes, scores, r = self._run(frame, center[None], np.array([1.0]))
         self.response_size = r
@@ -169,7 +164,7 @@ class SiameseMatcher:
 
     @torch.inference_mode()
     def find(self, image) -> list:
-        frame = _as_frame(image)
+        frame = as_bgr_uint8(image)
         h, w = frame.shape[:2]
         return top_matches(self.candidates(frame), w, h, self.options, calibration_of(self.model_name, self.options))
 
@@ -261,7 +256,7 @@ class OpenCVMatcher:
 
     def set_template(self, frame, box):
         from .trackers.base import check_box
-        frame = _as_frame(frame)
+        frame = as_bgr_uint8(frame)
         b = np.round(check_box(box, frame.shape[1], frame.shape[0])).astype(int)
         x0, y0 = max(b[0], 0), max(b[1], 0)
         x1, y1 = min(b[0] + b[2], frame.shape[1]), min(b[1] + b[3], frame.shape[0])
@@ -270,7 +265,7 @@ class OpenCVMatcher:
         self.patch = frame[y0:y1, x0:x1]
 
     def find(self, image) -> list:
-        frame = _as_frame(image)
+        frame = as_bgr_uint8(image)
         h, w = frame.shape[:2]
         o = self.options
         boxes, scores = [], []
@@ -309,7 +304,7 @@ def make_matcher(method="siamese", model=None, device="auto", backend="torch", p
 def read_frame(image):
     """A frame, or the path of an image file, -> BGR uint8 frame."""
     if isinstance(image, np.ndarray):
-        return _as_frame(image)
+        return as_bgr_uint8(image)
     from .data.sources import read_image
     from .errors import SourceError
     from pathlib import Path
@@ -318,7 +313,7 @@ def read_frame(image):
     frame = read_image(image)
     if frame is None:
         raise SourceError(f"cannot decode image {image}")
-    return _as_frame(frame)
+    return as_bgr_uint8(frame)
 
 
 def match(template, box, images, model=None, top_k=5, min_score=0.0, scales=DEFAULT_SCALES, method="siamese",
