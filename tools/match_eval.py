@@ -1,6 +1,6 @@
 """One-shot matching on a dataset split: top-1 success, mean IoU and present/absent ROC AUC per model.
 
-    python tools/match_eval.py --root /work/sot-all --split val --json match_val.json
+    python tools/match_eval.py --root ../sot-all --split val --json match_val.json
 
 Protocol: siamtrack/eval/matching.py. Each model in --models is a zoo name or checkpoint; `opencv` is the
 cv2.matchTemplate baseline. Measurements use --threads threads (torch and onnxruntime).
