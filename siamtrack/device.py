@@ -1,4 +1,5 @@
-"""Pick the compute device once; everything else moves tensors with the device it is handed."""
+"""Pick the compute device once; everything else moves tensors with the device it is handed. Also what the CPU is
+(its name and the instruction sets that decide which kernels run), for speed reports and int8 quantization."""
 from __future__ import annotations
 
 import torch
@@ -17,3 +18,25 @@ def pick_device(name="auto") -> torch.device:
     if name.split(":")[0] not in ("cpu", "cuda", "mps"):
         raise SiamtrackError(f"unknown device {name!r}: use auto, cpu or cuda")
     return torch.device(name)
+
+
+# The instruction sets that decide which kernels torch, onnxruntime and OpenCV run.
+ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_int8",
+             "amx_bf16")
+
+
+def cpu_info() -> dict:
+    """{"model": the CPU's name, "flags": the ISA_FLAGS it has} from /proc/cpuinfo (platform's guess elsewhere)."""
+    import platform
+    name, flags = None, set()
+    try:
+        for line in open("/proc/cpuinfo"):
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and name is None:
+                name = value.strip()
+            elif key.strip() == "flags" and not flags:
+                flags = set(value.split())
+    except OSError:
+        pass
+    return {"model": name or platform.processor() or platform.machine(),
+            "flags": [f for f in ISA_FLAGS if f in flags]}

@@ -121,6 +121,11 @@ def quantize_export(fp32_dir, out_dir, sequences, description, crops=64, seed=0)
         xt = crops_to_tensor(x[None]).contiguous().numpy()
         kernels = template.run(None, {"z": zt})
         feeds.append({"x": xt, **{name: k for name, k in zip(info["kernels"], kernels)}})
+    # Without VNNI (AVX2-only x86) onnxruntime's u8 x s8 kernels multiply-add pairs into 16 bits and can saturate on
+    # full-range weights; 7-bit weights (reduce_range) avoid that, as onnxruntime's quantization guide advises.
+    from .device import cpu_info
+    flags = cpu_info()["flags"]
+    reduce_range = bool(flags) and not ({"avx512_vnni", "avx_vnni", "amx_int8"} & set(flags))
     tmp = out_dir.with_name(out_dir.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -136,9 +141,10 @@ def quantize_export(fp32_dir, out_dir, sequences, description, crops=64, seed=0)
                           quant_format=q.QuantFormat.QDQ, per_channel=True,
                           activation_type=q.QuantType.QUInt8, weight_type=q.QuantType.QInt8,
                           op_types_to_quantize=list(QUANTIZED_OPS), nodes_to_exclude=_correlation_nodes(pre),
-                          calibrate_method=q.CalibrationMethod.MinMax)
+                          calibrate_method=q.CalibrationMethod.MinMax, reduce_range=reduce_range)
         pre.unlink()
-    info = {**info, "precision": "int8", "calibration": {"source": description, "crops": len(pairs), "seed": seed}}
+    info = {**info, "precision": "int8", "reduce_range": reduce_range,
+            "calibration": {"source": description, "crops": len(pairs), "seed": seed}}
     (tmp / INFO_FILE).write_text(json.dumps(info, indent=1))
     shutil.rmtree(out_dir, ignore_errors=True)
     tmp.rename(out_dir)   # a crash mid-way leaves a .partial folder, never a half-written int8 export

@@ -61,7 +61,7 @@ def run(args):
     from ..device import pick_device
     from ..eval import results as R
     from ..eval.bench import TrackerSpec, run_tracker, score_tracker, set_thread_budget
-    from ..eval.speed import cpu_info
+    from ..device import cpu_info
     from ..eval.report import build_json, markdown_table, write_json, write_report
     from .. import zoo
 

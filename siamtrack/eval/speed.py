@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from ..device import cpu_info
 from ..errors import ConfigError, SiamtrackError
 
 
@@ -105,28 +106,6 @@ def speed_frames(opts: SpeedOptions, sot_root):
 
 
 # -- machine -------------------------------------------------------------------------------------------------------
-
-# The instruction sets that decide which kernels torch, onnxruntime and OpenCV run.
-ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_int8",
-             "amx_bf16")
-
-
-def cpu_info() -> dict:
-    """{"model": the CPU's name, "flags": the ISA_FLAGS it has} from /proc/cpuinfo (platform's guess elsewhere)."""
-    import platform
-    name, flags = None, set()
-    try:
-        for line in open("/proc/cpuinfo"):
-            key, _, value = line.partition(":")
-            if key.strip() == "model name" and name is None:
-                name = value.strip()
-            elif key.strip() == "flags" and not flags:
-                flags = set(value.split())
-    except OSError:
-        pass
-    return {"model": name or platform.processor() or platform.machine(),
-            "flags": [f for f in ISA_FLAGS if f in flags]}
-
 
 class GemmProbe:
     """One n x n x n matrix product per call, as GFLOP/s: the dense-math limit of this machine at this thread count.
