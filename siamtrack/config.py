@@ -88,10 +88,15 @@ class TrainConfig:
     grad_clip: float = 10.0
     positive_radius: float = 16.0   # pixels in the search crop (2 cells at stride 8)
     negative_pair_prob: float = 0.0
+    # of the negative pairs drawn on a still image, the share whose search crop is another object of the exemplar's
+    # class in the same photo (when it has one) rather than another photo
+    hard_negative_prob: float = 0.0
     # Target displacement and stretch in the search crop: RPN heads need shifts of tens of pixels or they learn that
     # the target always sits in the middle.
     search_shift: float = 8.0
     search_stretch: float = 0.05
+    # common scale of the search crop, log-uniform in [1 / (1 + s), 1 + s] (siamtrack/data/augment.py CropParams)
+    search_scale: float = 0.0
     static_image_prob: float = 0.2
     # Splits of the still-image root (--coco) to draw from, in this order: images/<split>/ with its labels. COCO's
     # val2017 images are not the tracking val split, so training may use them.

@@ -159,16 +159,17 @@ def test_yolo_and_coco_static_images(tmp_path):
     write_lines(tmp_path / "labels" / "train2017" / "b.txt", ["0 0.5 0.5 0.01 0.01"])
     write_lines(tmp_path / "labels" / "train2017" / "orphan.txt", ["0 0.5 0.5 0.2 0.3"])
     items = open_static(tmp_path)
-    assert [Path(p).name for p, _ in items] == ["a.jpg"]
+    assert [Path(p).name for p, *_ in items] == ["a.jpg"]
+    assert items[0][2].tolist() == [0]
     np.testing.assert_allclose(items[0][1], [[80, 35, 40, 30]])
     coco = {"images": [{"id": 1, "file_name": "a.jpg", "width": 200, "height": 100},
                        {"id": 2, "file_name": "missing.jpg", "width": 200, "height": 100}],
-            "annotations": [{"image_id": 1, "bbox": [80, 35, 40, 30], "iscrowd": 0},
+            "annotations": [{"image_id": 1, "bbox": [80, 35, 40, 30], "iscrowd": 0, "category_id": 18},
                             {"image_id": 1, "bbox": [0, 0, 150, 90], "iscrowd": 1},
                             {"image_id": 2, "bbox": [80, 35, 40, 30], "iscrowd": 0}]}
     (tmp_path / "instances.json").write_text(json.dumps(coco))
     items = read_coco(tmp_path / "instances.json", images)
-    assert len(items) == 1 and items[0][1].tolist() == [[80, 35, 40, 30]]
+    assert len(items) == 1 and items[0][1].tolist() == [[80, 35, 40, 30]] and items[0][2].tolist() == [18]
     with pytest.raises(DatasetError):
         open_static(tmp_path / "nowhere")
 
@@ -183,12 +184,12 @@ def test_training_data_reads_the_still_image_splits_in_order(tmp_path):
         for n in names:
             write_lines(coco / "labels" / split / n.replace(".jpg", ".txt"), ["0 0.5 0.5 0.2 0.3"])
     _, static, desc = training_data([tmp_path / "sot"], coco=coco)
-    assert [Path(p).name for p, _ in static] == ["a.jpg", "b.jpg"]
+    assert [Path(p).name for p, *_ in static] == ["a.jpg", "b.jpg"]
     _, static, desc = training_data([tmp_path / "sot"], coco=coco, static_splits=["val2017", "train2017"])
-    assert [Path(p).name for p, _ in static] == ["c.jpg", "a.jpg", "b.jpg"]
+    assert [Path(p).name for p, *_ in static] == ["c.jpg", "a.jpg", "b.jpg"]
     assert desc["static"]["splits"] == ["val2017", "train2017"] and desc["static"]["images"] == 3
     _, static, _ = training_data([tmp_path / "sot"], coco=coco, static_splits="val2017")
-    assert [Path(p).name for p, _ in static] == ["c.jpg"]
+    assert [Path(p).name for p, *_ in static] == ["c.jpg"]
     with pytest.raises(DatasetError, match="test2017"):
         training_data([tmp_path / "sot"], coco=coco, static_splits=["train2017", "test2017"])
 
@@ -198,8 +199,9 @@ def test_shared_coco128_yolo_and_json_agree():
     from siamtrack.data.static import open_static, read_coco
 
     root = SHARED / "data" / "coco128"
-    yolo = dict(open_static(root))
-    coco = dict(read_coco(root / "coco_json" / "instances_train2017.json", root / "images" / "train2017"))
+    yolo = {p: b for p, b, _ in open_static(root)}
+    coco = {p: b for p, b, _ in read_coco(root / "coco_json" / "instances_train2017.json",
+                                          root / "images" / "train2017")}
     assert yolo.keys() == coco.keys() and len(yolo) > 100
     for k in yolo:
         np.testing.assert_allclose(yolo[k], coco[k], atol=0.5)

@@ -45,15 +45,31 @@ def bright_bbox(crop):
     return np.array([xs.min(), ys.min(), xs.max() + 1 - xs.min(), ys.max() + 1 - ys.min()], dtype=np.float64)
 
 
-@pytest.mark.parametrize("shift,stretch", [(0.0, 0.0), (8.0, 0.05), (20.0, 0.15)])
-def test_crop_box_follows_the_target(shift, stretch):
+@pytest.mark.parametrize("shift,stretch,scale", [(0.0, 0.0, 0.0), (8.0, 0.05, 0.0), (20.0, 0.15, 0.0),
+                                                 (20.0, 0.1, 0.4)])
+def test_crop_box_follows_the_target(shift, stretch, scale):
     box = (50, 40, 30, 20)
     frame = square_frame(box)
     rng = np.random.default_rng(3)
     for _ in range(5):
-        crop, b = augmented_crop(frame, box, 159, 127, 0.5, CropParams(stretch=stretch, shift=shift), rng)
+        crop, b = augmented_crop(frame, box, 159, 127, 0.5, CropParams(stretch=stretch, shift=shift, scale=scale),
+                                 rng)
         assert crop.shape == (159, 159, 3)
         np.testing.assert_allclose(b, bright_bbox(crop), atol=1.5)
+
+
+def test_scale_varies_both_sides_together_within_its_range():
+    box = (50, 40, 30, 20)
+    rng = np.random.default_rng(0)
+    _, plain = augmented_crop(square_frame(box), box, 159, 127, 0.5, CropParams(stretch=0, shift=0), rng)
+    factors = []
+    for _ in range(200):
+        _, b = augmented_crop(square_frame(box), box, 159, 127, 0.5, CropParams(stretch=0, shift=0, scale=0.4), rng)
+        np.testing.assert_allclose(b[2] / plain[2], b[3] / plain[3], rtol=1e-6)  # the aspect ratio is kept
+        factors.append(b[2] / plain[2])
+    assert 1 / 1.4 - 1e-9 <= min(factors) < 0.8 and 1.25 < max(factors) <= 1.4 + 1e-9
+    # without scale the settings' key is what it was before scale existed (stored banks keep their fingerprint)
+    assert "scale" not in CropParams(stretch=0.1).key() and "scale=0.4" in CropParams(scale=0.4).key()
 
 
 def test_unshifted_crop_keeps_the_tracking_scale():
@@ -105,6 +121,31 @@ def test_static_and_negative_pairs(tmp_path):
     assert all(float(neg_ds[i][3]) == 1.0 for i in range(4))
     with pytest.raises(DatasetError):
         PairDataset([], config())
+
+
+def test_hard_negatives_are_another_object_of_the_same_class_in_the_same_photo(tmp_path):
+    img = tmp_path / "two.png"
+    frame = np.full((160, 240, 3), 40, np.uint8)
+    boxes = np.array([[20, 20, 40, 40], [120, 30, 20, 60], [60, 100, 50, 30]], dtype=np.float64)
+    for x, y, w, h in boxes.astype(int):
+        frame[y:y + h, x:x + w] = 230
+    cv2.imwrite(str(img), frame)
+    static = [(str(img), boxes, np.array([0, 0, 5]))]
+    cfg = config(negative_pair_prob=1.0, hard_negative_prob=1.0, search_shift=0.0, search_stretch=0.0)
+    ds = PairDataset([], cfg, static=static, pairs=40)
+    rng = np.random.default_rng(0)
+    assert ds._same_class_other(rng, 0, 0) == 1 and ds._same_class_other(rng, 0, 1) == 0
+    assert ds._same_class_other(rng, 0, 2) is None  # the only one of its class
+    # the exemplar is box 0 or 1 and the search crop then holds the other one: its aspect ratio, not the exemplar's
+    aspects = {round(float(b[2] / b[3]), 1) for _, _, b, neg in (ds[i] for i in range(40)) if float(neg) == 1.0}
+    assert {1.0, 0.3} <= {round(a, 1) for a in aspects}
+    # unknown classes are never "the same class"; without hard negatives the classes do not change the bank's key
+    unknown = PairDataset([], cfg, static=[(str(img), boxes)], pairs=4)
+    assert unknown._same_class_other(rng, 0, 0) is None
+    plain = config(negative_pair_prob=1.0, search_shift=0.0, search_stretch=0.0)
+    assert (PairDataset([], plain, static=static, pairs=4).fingerprint()
+            == PairDataset([], plain, static=[(str(img), boxes)], pairs=4).fingerprint())
+    assert ds.fingerprint() != PairDataset([], cfg, static=[(str(img), boxes)], pairs=40).fingerprint()
 
 
 def test_resumable_sampler_skips_done_samples_and_splits_ranks():

@@ -1,4 +1,4 @@
-"""Training-crop augmentation (as SiamFC trains): stretch, shift, colour jitter, grayscale, blur.
+"""Training-crop augmentation (as SiamFC trains): stretch, scale, shift, colour jitter, grayscale, blur.
 
 Crops keep the tracking geometry: the exemplar is the square of side s_z around the target resampled to 127, the
 search crop the square of side s_z * S / 127 resampled to S, so one crop pixel spans the same frame distance in
@@ -22,6 +22,16 @@ class CropParams:
     gray_prob: float = 0.1
     blur_prob: float = 0.1
     color: float = 0.1          # brightness/contrast/saturation jitter amplitude
+    # both axes scaled together by a factor log-uniform in [1 / (1 + scale), 1 + scale]: the target's size in the
+    # search crop then varies as it does while tracking with a size estimate that is off, so the box regression has
+    # to read the size from the image (stretch alone, +-15 % per axis, left it regressing to the prior)
+    scale: float = 0.0
+
+    def key(self) -> str:
+        """What a trunk-feature bank's fingerprint records of these settings; `scale` only when set, so banks drawn
+        before it existed keep their fingerprint."""
+        text = repr(self)
+        return text.replace(", scale=0.0)", ")") if self.scale == 0 else text
 
 
 def stretched_crop(frame, cx, cy, size_x, size_y, out_size, pad_color):
@@ -43,6 +53,9 @@ def augmented_crop(frame, box, out_size, exemplar_out, context, params: CropPara
     fx, fy = 1.0 + rng.uniform(-params.stretch, params.stretch, size=2)
     size_x, size_y = side * fx, side * fy
     dx, dy = rng.uniform(-params.shift, params.shift, size=2) if params.shift > 0 else (0.0, 0.0)
+    if params.scale > 0:
+        f = float(np.exp(rng.uniform(-np.log1p(params.scale), np.log1p(params.scale))))
+        size_x, size_y = size_x * f, size_y * f
     # The crop centre moves opposite to the shift so that the target appears shifted by (dx, dy) in the crop.
     ccx, ccy = tcx - dx * size_x / out_size, tcy - dy * size_y / out_size
     if pad_color is None:

@@ -22,7 +22,8 @@ STATIC_STRETCH = 0.15  # two views of one still image need more geometric differ
 
 class PairDataset(Dataset):
     def __init__(self, sequences, cfg, static=None, seed=0, pairs=None):
-        """sequences: list of `Sequence`; cfg: ExperimentConfig; static: list of (image path, boxes) or None."""
+        """sequences: list of `Sequence`; cfg: ExperimentConfig; static: list of (image path, boxes[, class ids]) or
+        None."""
         t = cfg.train
         self.cfg = cfg
         self.seed = int(seed)
@@ -32,7 +33,10 @@ class PairDataset(Dataset):
         self.search_size = t.search_size
         self.context = cfg.tracker.context_amount
         self.max_gap = int(t.max_frame_gap)
-        self.static = [(p, b) for p, b in (static or []) if len(b)]
+        self.static = [(item[0], item[1]) for item in (static or []) if len(item[1])]
+        # class ids per static box (-1: unknown, never "the same class"), for the same-class hard negatives
+        self.static_classes = [np.asarray(item[2]) if len(item) > 2 else np.full(len(item[1]), -1)
+                               for item in (static or []) if len(item[1])]
         # One entry per sequence with at least two valid frames; weight = number of valid frames.
         self.sequences, self.valid_idx = [], []
         for s in sequences:
@@ -48,8 +52,9 @@ class PairDataset(Dataset):
         if not self.sequences:
             self.static_prob = 1.0
         self.negative_prob = t.negative_pair_prob
+        self.hard_negative_prob = t.hard_negative_prob
         self.z_params = CropParams(stretch=0.05, shift=0.0)
-        self.x_params = CropParams(stretch=t.search_stretch, shift=t.search_shift)
+        self.x_params = CropParams(stretch=t.search_stretch, shift=t.search_shift, scale=t.search_scale)
 
     def set_epoch(self, epoch):
         self.epoch = int(epoch)
@@ -69,8 +74,10 @@ class PairDataset(Dataset):
         what = {"sequences": [[s.name, len(s), int(s.valid.sum())] for s in self.sequences],
                 "static": [[str(p), np.asarray(b).round(3).tolist()] for p, b in self.static],
                 "sizes": [self.exemplar_size, self.search_size, self.context], "max_gap": self.max_gap,
-                "probs": [self.static_prob, self.negative_prob], "z": repr(self.z_params), "x": repr(self.x_params),
+                "probs": [self.static_prob, self.negative_prob], "z": self.z_params.key(), "x": self.x_params.key(),
                 "seed": self.seed}
+        if self.hard_negative_prob:  # only then do the classes decide pairs (older banks keep their fingerprint)
+            what["hard"] = [self.hard_negative_prob, [c.tolist() for c in self.static_classes]]
         return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()
 
     def __len__(self):
@@ -103,7 +110,7 @@ class PairDataset(Dataset):
         frame = cv2.imread(path, cv2.IMREAD_COLOR)
         if frame is None:
             raise DatasetError(f"cannot read image {path}")
-        p = CropParams(stretch=STATIC_STRETCH, shift=params.shift)
+        p = CropParams(stretch=STATIC_STRETCH, shift=params.shift, scale=params.scale)
         return augmented_crop(frame, boxes[box_index], out_size, self.exemplar_size, self.context, p, rng)
 
     def _random_static(self, rng):
@@ -119,7 +126,9 @@ class PairDataset(Dataset):
             z, _ = self._static_crop(rng, item, k, zs, self.z_params)
             x, box = self._static_crop(rng, item, k, xs, self.x_params)
             if negative:
-                x, box = self._other_search(rng, static_item=item)
+                same = self._same_class_other(rng, item, k)
+                x, box = (self._static_crop(rng, item, same, xs, self.x_params) if same is not None
+                          else self._other_search(rng, static_item=item))
         else:
             s, i, j = self.sample_frames(rng)
             z, _ = self._sequence_crop(rng, s, i, zs, self.z_params)
@@ -129,6 +138,17 @@ class PairDataset(Dataset):
         z = color_jitter(z, self.z_params, rng)
         x = color_jitter(x, self.x_params, rng)
         return to_tensor(z), to_tensor(x), torch.from_numpy(box), torch.tensor(float(negative))
+
+    def _same_class_other(self, rng, item, k):
+        """With probability hard_negative_prob, another box of box k's class in the same photo (None: no such box,
+        or not drawn). Distractor-aware training (DaSiamRPN): a look-alike in the same light and setting is the
+        negative a tracker meets, and a random other photo is too easy."""
+        if not self.hard_negative_prob or rng.random() >= self.hard_negative_prob:
+            return None
+        classes = self.static_classes[item]
+        others = np.flatnonzero((classes == classes[k]) & (classes >= 0))
+        others = others[others != k]
+        return int(rng.choice(others)) if len(others) else None
 
     def _other_search(self, rng, seq_index=None, static_item=None):
         """A search crop of a different object: another sequence when there is one, else another image."""

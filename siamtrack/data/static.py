@@ -1,6 +1,7 @@
 """Static images with object boxes (COCO json or YOLO txt) for static-image training pairs.
 
-Each reader returns a list of (image path, (M, 4) float64 boxes, 0-based x, y, w, h). Images without labels and
+Each reader returns a list of (image path, (M, 4) float64 boxes, 0-based x, y, w, h, (M,) int class ids: YOLO's
+class index or COCO's category_id, compared only with each other). Images without labels and
 labels without images are skipped. Boxes are kept only when both sides are at least MIN_SIDE pixels and the box
 covers at least MIN_AREA_FRACTION of the image: the exemplar crop scales the target to about 64 px, so a smaller box
 would be magnified into blur that looks nothing like a tracked object, and a speck of a few pixels carries no
@@ -21,11 +22,12 @@ MIN_SIDE = 8.0
 MIN_AREA_FRACTION = 0.005
 
 
-def keep_boxes(boxes, width, height, min_side=MIN_SIDE, min_area_fraction=MIN_AREA_FRACTION):
+def keep_boxes(boxes, classes, width, height, min_side=MIN_SIDE, min_area_fraction=MIN_AREA_FRACTION):
+    """-> (boxes, classes) of the boxes big enough to track."""
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     ok = (np.all(np.isfinite(boxes), axis=1) & (boxes[:, 2] >= min_side) & (boxes[:, 3] >= min_side)
           & (boxes[:, 2] * boxes[:, 3] >= min_area_fraction * width * height))
-    return boxes[ok]
+    return boxes[ok], np.asarray(classes, dtype=np.int64).reshape(-1)[ok]
 
 
 def read_coco(json_path, image_dir):
@@ -42,7 +44,7 @@ def read_coco(json_path, image_dir):
     for a in anns:
         if a.get("iscrowd", 0):
             continue  # crowd boxes hold many objects, not one target
-        per_image.setdefault(a["image_id"], []).append(a["bbox"])
+        per_image.setdefault(a["image_id"], []).append((a["bbox"], a.get("category_id", -1)))
     out = []
     for image_id, bbs in sorted(per_image.items()):
         im = images.get(image_id)
@@ -51,9 +53,9 @@ def read_coco(json_path, image_dir):
         path = image_dir / im["file_name"]
         if not path.is_file():
             continue
-        kept = keep_boxes(bbs, im["width"], im["height"])
+        kept, classes = keep_boxes([b for b, _ in bbs], [c for _, c in bbs], im["width"], im["height"])
         if len(kept):
-            out.append((str(path), kept))
+            out.append((str(path), kept, classes))
     return out
 
 
@@ -77,17 +79,18 @@ def read_yolo(image_dir, label_dir):
                 continue
             if len(parts) < 5:
                 raise DatasetError(f"{txt}:{lineno}: expected 'class cx cy w h', got {line[:60]!r}")
-            rows.append([float(v) for v in parts[1:5]])
+            rows.append([float(v) for v in parts[:5]])
         if not rows:
             continue
         with Image.open(img) as im:  # reads the header only
             width, height = im.size
         n = np.array(rows, dtype=np.float64)
+        classes, n = n[:, 0].astype(np.int64), n[:, 1:]
         boxes = np.stack([(n[:, 0] - n[:, 2] / 2) * width, (n[:, 1] - n[:, 3] / 2) * height,
                           n[:, 2] * width, n[:, 3] * height], axis=1)
-        kept = keep_boxes(boxes, width, height)
+        kept, classes = keep_boxes(boxes, classes, width, height)
         if len(kept):
-            out.append((str(img), kept))
+            out.append((str(img), kept, classes))
     return out
 
 

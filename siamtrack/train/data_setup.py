@@ -39,7 +39,7 @@ def training_data(data_roots, data_split=None, coco=None, data_format="auto", st
     desc = {"sequences": used}
     if coco:
         desc["static"] = {"root": str(coco), "splits": list(static_splits), "images": len(static),
-                          "boxes": int(sum(len(b) for _, b in static))}
+                          "boxes": int(sum(len(item[1]) for item in static))}
     return sequences, static, desc
 
 
