@@ -91,6 +91,11 @@ class TrainConfig:
     # of the negative pairs drawn on a still image, the share whose search crop is another object of the exemplar's
     # class in the same photo (when it has one) rather than another photo
     hard_negative_prob: float = 0.0
+    # RPN box regression loss on the positive anchors' (dx, dy, dw, dh): "l1" as SiamRPN++ trains, or "smooth_l1"
+    # (beta 1). Offsets of positives are mostly under 0.2, where smooth-L1 is quadratic and its gradient ~10x weaker
+    # than L1's: siamrpn-lite trained with it learned almost no scale (predicted size follows the target's size in
+    # the crop with slope 0.08; see pretrained/siamrpn_lite.md).
+    loc_loss: str = "l1"
     # Target displacement and stretch in the search crop: RPN heads need shifts of tens of pixels or they learn that
     # the target always sits in the middle.
     search_shift: float = 8.0

@@ -165,3 +165,25 @@ def test_objective_rejects_anchor_mismatch():
     out = model(torch.rand(1, 3, 127, 127), torch.rand(1, 3, 255, 255))
     with pytest.raises(ConfigError, match="anchor"):
         RPNObjective(cfg, model)(out, torch.tensor([[100.0, 100.0, 50.0, 50.0]]), torch.tensor([0.0]))
+
+
+def test_loc_loss_is_l1_unless_asked_for_smooth_l1():
+    # Offsets of 0.1 cost 0.1 each under L1 but 0.005 under smooth-L1 (beta 1): the loss that left the shipped
+    # model's regression almost blind to scale.
+    box_xywh = torch.tensor([[90.0, 100.0, 70.0, 40.0]])
+    target = torch.tensor([[125.0, 120.0, 70.0, 40.0]])
+    values = {}
+    for name in ("l1", "smooth_l1"):
+        cfg = _cfg(ALEX, {"name": "rpn_dw", "args": {"in_channels": 256, "channels": 8}})
+        cfg.train.loc_loss = name
+        model = build_model(cfg.model)
+        obj = RPNObjective(cfg, model, generator=torch.Generator().manual_seed(0))
+        anchors = obj.anchors(17, "cpu")
+        loc = encode(target.expand(len(anchors), 4), anchors).T.reshape(1, 20, 17, 17) + 0.1
+        cls = torch.zeros(1, 10, 17, 17)
+        values[name] = obj((cls, loc), box_xywh, torch.tensor([0.0]))[1]["loc"]
+    assert values["l1"] == pytest.approx(0.4, rel=1e-4)         # 4 offsets x 0.1, averaged over positives
+    assert values["smooth_l1"] == pytest.approx(0.02, rel=1e-4)  # 4 x 0.5 x 0.1^2
+    cfg.train.loc_loss = "l2"
+    with pytest.raises(ConfigError, match="loc_loss"):
+        RPNObjective(cfg, model)

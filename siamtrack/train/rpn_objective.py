@@ -2,8 +2,8 @@
 
 Per pair, anchors are labelled by IoU with the target box (> 0.6 positive, < 0.3 negative, at most 16 positives in
 64 samples; negative pairs get no positives). Loss = cross-entropy on the sampled anchors, positives and negatives
-weighted half each so that pairs with few positives still teach the target class, plus 1.2 x smooth-L1 on the
-positives' (dx, dy, dw, dh).
+weighted half each so that pairs with few positives still teach the target class, plus 1.2 x L1 (or smooth-L1,
+`train.loc_loss`) on the positives' (dx, dy, dw, dh).
 """
 from __future__ import annotations
 
@@ -12,8 +12,10 @@ import torch.nn.functional as F
 
 from .. import boxes as B
 from ..anchors import anchor_grid, anchor_shapes, check_anchor_count, encode, iou_cxcywh
+from ..errors import ConfigError
 
 LOC_WEIGHT = 1.2
+LOC_LOSSES = {"l1": F.l1_loss, "smooth_l1": F.smooth_l1_loss}
 
 
 class RPNObjective:
@@ -25,6 +27,9 @@ class RPNObjective:
         self.stride = _unwrap(model).stride
         self.search_size = cfg.train.search_size
         self.generator = generator
+        if cfg.train.loc_loss not in LOC_LOSSES:
+            raise ConfigError(f"train.loc_loss must be one of {sorted(LOC_LOSSES)}, not {cfg.train.loc_loss!r}")
+        self.loc_loss = LOC_LOSSES[cfg.train.loc_loss]
         self._anchors = {}
 
     def anchors(self, response_size, device):
@@ -54,7 +59,7 @@ class RPNObjective:
         if pos.any():
             n = anchors.shape[0]
             goal = encode(target[:, None, :].expand(-1, n, -1)[pos], anchors[None].expand(b, -1, -1)[pos])
-            loc_loss = F.smooth_l1_loss(deltas[pos], goal, reduction="sum") / pos.sum()
+            loc_loss = self.loc_loss(deltas[pos], goal, reduction="sum") / pos.sum()
         else:
             loc_loss = deltas.sum() * 0
         loss = cls_loss + LOC_WEIGHT * loc_loss
