@@ -74,7 +74,7 @@ def int8_export(fp32_dir, out=None):
     return quantize_export(fp32_dir, out, sequences, description)
 
 
-def _checkpoint(name_or_path, want_digest):
+def read_checkpoint(name_or_path, want_digest=False):
     """-> (path, sha256 or None, checkpoint dict); a zoo name must be installed and match its model card."""
     path, name = zoo.resolve(name_or_path)
     digest = None
@@ -111,7 +111,7 @@ def load_model(name_or_path, device="auto", backend=None, precision="fp32", rand
         torch.manual_seed(seed)
         model = build_model(without_pretrained(cfg.model))
     else:
-        path, digest, blob = _checkpoint(name_or_path, want_digest=backend == "onnxruntime")
+        path, digest, blob = read_checkpoint(name_or_path, want_digest=backend == "onnxruntime")
         cfg, meta = config_of(blob, path), blob.get("meta", {})
         try:
             model = build_model(without_pretrained(cfg.model))

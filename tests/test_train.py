@@ -157,6 +157,25 @@ def test_resume_matches_an_uninterrupted_run_and_checkpoints_load(tiny, tmp_path
     assert run_train(tiny, tmp_path / "full", "--max-steps", "2") == 2
 
 
+def test_init_starts_from_a_checkpoint(tiny, tmp_path):
+    # another seed, so the checkpoint's weights are far from the config's own initialisation
+    assert run_train(tiny, tmp_path / "first", "--max-steps", "3", "--seed", "7") == 0
+    first = load_checkpoint(tmp_path / "first" / "last.pth")["model"]
+    # one step from --init: the run's weights are the checkpoint's, not the config's initialisation
+    assert run_train(tiny, tmp_path / "from", "--max-steps", "1", "--init", str(tmp_path / "first" / "last.pth")) == 0
+    assert run_train(tiny, tmp_path / "fresh", "--max-steps", "1") == 0
+    again = load_checkpoint(tmp_path / "from" / "last.pth")
+    fresh = load_checkpoint(tmp_path / "fresh" / "last.pth")["model"]
+    weights = [k for k in first if first[k].is_floating_point() and "running" not in k]
+    near = max(float((again["model"][k] - first[k]).abs().max()) for k in weights)
+    far = max(float((fresh[k] - first[k]).abs().max()) for k in weights)
+    assert near < far / 5
+    assert again["meta"]["init"] == str(tmp_path / "first" / "last.pth")
+    # weights of another architecture are refused in one line
+    assert run_train(tiny, tmp_path / "bad", "--init", "siamrpn-lite") == 2
+    assert run_train(tiny, tmp_path / "missing", "--init", str(tmp_path / "nothing.pth")) == 2
+
+
 @pytest.mark.skipif(shutil.which("torchrun") is None, reason="torchrun not on PATH")
 def test_two_process_torchrun_keeps_ranks_identical(tiny, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

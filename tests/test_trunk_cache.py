@@ -1,5 +1,8 @@
-"""Training on cached features of a frozen trunk: the cache is built once, reused on --resume, and training on it
-gives the same result as an uninterrupted run."""
+"""Training on a bank of cached features of a frozen trunk: built once, shared by runs and reused on --resume, grown
+rather than rebuilt, resumed after an interrupted build, and training on it gives the same result as an
+uninterrupted run."""
+import json
+
 import cv2
 import numpy as np
 import torch
@@ -12,7 +15,7 @@ from siamtrack.data.pairs import PairDataset
 from siamtrack.data.static import open_static
 from siamtrack.models import build_model
 from siamtrack.train.__main__ import main as train_main
-from siamtrack.train.trunk_cache import CachedPairs, build_trunk_cache
+from siamtrack.train.trunk_cache import CachedPairs, Segment, build_trunk_cache
 
 from test_train import CONFIG, make_root
 
@@ -21,31 +24,37 @@ CACHED = CONFIG.replace("  seed: 3\n", "  seed: 3\n  cache_trunk_pairs: 8\n  fre
 
 def run(root, out, *extra):
     return train_main(["--config", str(root / "cached.yaml"), "--data", str(root / "data"), "--no-val",
-                       "--out", str(out), "--threads", "1", *extra])
+                       "--out", str(out), "--threads", "1", "--bank-dir", str(root / "banks"), *extra])
+
+
+def the_bank(root):
+    """(folder, segment folder) of the one bank a test's runs made."""
+    (bank,) = (root / "banks").iterdir()
+    return bank, bank / "mixed"
 
 
 def test_cached_trunk_training_resumes_exactly(tmp_path):
     make_root(tmp_path / "data")
     (tmp_path / "cached.yaml").write_text(CACHED)
     assert run(tmp_path, tmp_path / "full", "--max-steps", "6") == 0
-    assert run(tmp_path, tmp_path / "part", "--max-steps", "3") == 0
-    cache = tmp_path / "part" / "trunk_cache.pt"
-    stamp = cache.stat().st_mtime_ns
+    bank, mixed = the_bank(tmp_path)
+    stamp = (mixed / "xf.bin").stat().st_mtime_ns
+    assert run(tmp_path, tmp_path / "part", "--max-steps", "3") == 0      # another run of the same pairs shares it
     assert run(tmp_path, tmp_path / "part", "--max-steps", "6", "--resume") == 0
-    assert cache.stat().st_mtime_ns == stamp            # reused, not rebuilt
+    assert the_bank(tmp_path)[0] == bank and (mixed / "xf.bin").stat().st_mtime_ns == stamp  # reused, not rebuilt
     full = load_checkpoint(tmp_path / "full" / "last.pth")
     part = load_checkpoint(tmp_path / "part" / "last.pth")
     for k, v in full["model"].items():
         assert torch.equal(v, part["model"][k]), k
-    # the trunk never moved: its weights are those the model was built with
-    blob = torch.load(cache, weights_only=True)
-    assert blob["zf"].shape[0] == 8 and blob["xf"].dtype == torch.float16
+    (seg,) = [Segment.open(mixed, 8)]
+    assert seg.arrays["zf"].dtype == np.float16 and len(seg) == 8
 
 
 def test_cached_pairs_shuffle_per_epoch_deterministically():
-    blob = {"zf": torch.arange(10.0).view(10, 1), "xf": torch.zeros(10, 1), "box": torch.zeros(10, 4),
-            "negative": torch.zeros(10)}
-    a, b = CachedPairs(blob, seed=1), CachedPairs(blob, seed=1)
+    arrays = {"zf": np.arange(10.0).reshape(10, 1), "xf": np.zeros((10, 1)), "box": np.zeros((10, 4)),
+              "negative": np.zeros(10)}
+    halves = [Segment({k: v[:4] for k, v in arrays.items()}), Segment({k: v[4:] for k, v in arrays.items()})]
+    a, b = CachedPairs(halves, seed=1), CachedPairs(halves, seed=1)
     first = [float(a[i][0]) for i in range(10)]
     assert first == [float(b[i][0]) for i in range(10)] and sorted(first) == list(range(10))
     a.set_epoch(1)
@@ -98,9 +107,11 @@ def test_cache_of_the_frozen_first_blocks_trains_the_later_ones(tmp_path):
     make_root(tmp_path / "data")
     (tmp_path / "cached.yaml").write_text(PARTIAL)
     assert run(tmp_path, tmp_path / "out", "--max-steps", "2") == 0
-    blob = torch.load(tmp_path / "out" / "trunk_cache.pt", weights_only=True)
+    bank, mixed = the_bank(tmp_path)
+    seg = Segment.open(mixed, 4)
     # the output of block 7 (stage 4: 80 channels, stride 16): 255 -> 17x17, 127 -> 9x9
-    assert blob["cut"] == 8 and blob["xf"].shape[1:] == (80, 17, 17) and blob["zf"].shape[1:] == (80, 9, 9)
+    assert json.loads((bank / "bank.json").read_text())["cut"] == 8
+    assert seg.arrays["xf"].shape[1:] == (80, 17, 17) and seg.arrays["zf"].shape[1:] == (80, 9, 9)
     torch.manual_seed(3)  # the trainer seeds with train.seed before it builds the model
     before = build_model(load_config(tmp_path / "cached.yaml").model).state_dict()
     after = load_checkpoint(tmp_path / "out" / "last.pth")["model"]
@@ -125,6 +136,10 @@ def make_stills(root, n=3):
     return open_static(root)
 
 
+def _stack(segments):
+    return {k: np.concatenate([np.asarray(s.arrays[k]) for s in segments]) for k in ("zf", "xf", "box", "negative")}
+
+
 def test_still_image_tail_extends_a_mixed_bank(tmp_path):
     make_root(tmp_path / "data")
     cfg = config_from_dict(yaml.safe_load(CONFIG.replace("static_image_prob: 0.0", "static_image_prob: 0.3")))
@@ -133,28 +148,63 @@ def test_still_image_tail_extends_a_mixed_bank(tmp_path):
     torch.manual_seed(0)
     model = build_model(cfg.model)
 
-    def build(pairs, still, path):
-        return build_trunk_cache(model, data, pairs, 2, 0, "cpu", path, static_pairs=still)
+    def build(pairs, still, root):
+        return _stack(build_trunk_cache(model, data, pairs, 2, 0, "cpu", root, static_pairs=still))
 
-    bank = tmp_path / "bank.pt"
-    mixed = build(4, 0, bank)
-    grown = build(4, 4, bank)                       # computes only the 4 still-image pairs
-    fresh = build(4, 4, None)
-    assert grown["static_from"] == 4 and grown["box"].shape[0] == 8
+    root = tmp_path / "banks"
+    mixed = build(4, 0, root)
+    (bank,) = root.iterdir()
+    stamp = (bank / "mixed" / "zf.bin").stat().st_mtime_ns
+    grown = build(4, 4, root)                       # computes only the 4 still-image pairs
+    assert (bank / "mixed" / "zf.bin").stat().st_mtime_ns == stamp
+    fresh = build(4, 4, tmp_path / "fresh")
+    assert grown["box"].shape[0] == 8 and grown["zf"].dtype == np.float16
     for k in ("zf", "xf", "box", "negative"):
-        assert torch.equal(grown[k], fresh[k]) and torch.equal(grown[k][:4], mixed[k]), k
+        np.testing.assert_array_equal(grown[k], fresh[k])
+        np.testing.assert_array_equal(grown[k][:4], mixed[k])
     still = data.static_only()
     for i in range(4, 8):                           # the tail is the still-image sampler's pairs 4..7
-        assert torch.equal(grown["box"][i], still[i][2].float())
-    assert not any(torch.equal(grown["box"][i], data[i][2].float()) for i in range(4, 8))
-    # a bank whose layout disagrees (6 mixed pairs asked, 4 stored) is rebuilt, not silently reused
-    other, want = build(6, 2, bank), build(6, 2, None)
+        np.testing.assert_array_equal(grown["box"][i], still[i][2].numpy())
+    assert not any(np.array_equal(grown["box"][i], data[i][2].numpy()) for i in range(4, 8))
+    # more mixed pairs: the 4 stored are kept and 2 more appended; the still-image tail then starts at 6
+    other, want = build(6, 2, root), build(6, 2, tmp_path / "fresh2")
     for k in ("zf", "xf", "box", "negative"):
-        assert torch.equal(other[k], want[k]), k
-    # so is a bank drawn from other data (one still image fewer) or with other settings
+        np.testing.assert_array_equal(other[k], want[k])
+    np.testing.assert_array_equal(other["zf"][:4], mixed["zf"])
+    assert sorted(p.name for p in bank.iterdir()) == ["bank.json", "mixed", "still-from-4", "still-from-6"]
+    # a bank drawn from other data (one still image fewer) or with other settings is another bank
     data = PairDataset(open_dataset(tmp_path / "data", split="train"), cfg,
                        static=make_stills(tmp_path / "coco2")[:-1], seed=3)
-    other, want = build(6, 2, bank), build(6, 2, None)
-    assert other["sampler"] != grown["sampler"]
+    other, want = build(6, 2, root), build(6, 2, tmp_path / "fresh3")
+    assert len(list(root.iterdir())) == 2
     for k in ("zf", "xf", "box", "negative"):
-        assert torch.equal(other[k], want[k]), k
+        np.testing.assert_array_equal(other[k], want[k])
+
+
+def test_an_interrupted_build_goes_on_where_it_stopped(tmp_path):
+    make_root(tmp_path / "data")
+    cfg = config_from_dict(yaml.safe_load(CONFIG))
+    data = PairDataset(open_dataset(tmp_path / "data", split="train"), cfg, seed=3)
+    torch.manual_seed(0)
+    model = build_model(cfg.model)
+    want = _stack(build_trunk_cache(model, data, 6, 2, 0, "cpu", tmp_path / "whole"))
+    root = tmp_path / "banks"
+    build_trunk_cache(model, data, 4, 2, 0, "cpu", root)
+    (bank,) = root.iterdir()
+    for k in ("zf", "xf", "box", "negative"):      # a batch written but not recorded before the process died
+        with open(bank / "mixed" / f"{k}.bin", "ab") as f:
+            f.write(b"\x07" * 24)
+    got = _stack(build_trunk_cache(model, data, 6, 2, 0, "cpu", root))
+    for k in ("zf", "xf", "box", "negative"):
+        np.testing.assert_array_equal(got[k], want[k])
+    assert json.loads((bank / "mixed" / "meta.json").read_text())["count"] == 6
+
+
+def test_a_bank_is_keyed_by_the_frozen_weights(tmp_path):
+    make_root(tmp_path / "data")
+    cfg = config_from_dict(yaml.safe_load(CONFIG))
+    data = PairDataset(open_dataset(tmp_path / "data", split="train"), cfg, seed=3)
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        build_trunk_cache(build_model(cfg.model), data, 2, 2, 0, "cpu", tmp_path / "banks")
+    assert len(list((tmp_path / "banks").iterdir())) == 2

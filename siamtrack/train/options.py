@@ -23,6 +23,8 @@ class TrainOptions:
     val_split: Optional[str] = None
     no_val: bool = False
     out: Optional[str] = None                # run folder; None: runs/<config name>
+    init: Optional[str] = None               # zoo name or checkpoint whose weights the run starts from
+    bank_dir: Optional[str] = None           # root of the trunk-feature banks; None: <cache>/banks
     resume: bool = False
     max_steps: Optional[int] = None
     device: str = "auto"
@@ -58,6 +60,12 @@ def add_arguments(p):
     p.add_argument("--out", metavar="DIR", help="run folder for log.csv, val.csv, last.pth, best.pth "
                                                 "(default: runs/<config name>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pth")
+    p.add_argument("--init", metavar="MODEL", help="start from these weights instead of the config's initialisation: "
+                                                   "a zoo name (e.g. siamrpn-lite) or a checkpoint of the same "
+                                                   "architecture, to fine-tune it on your data")
+    p.add_argument("--bank-dir", dest="bank_dir", metavar="DIR",
+                   help="where frozen-trunk feature banks are kept and shared between runs (default "
+                        "~/.cache/siamtrack/banks, or $SIAMTRACK_CACHE/banks)")
     p.add_argument("--epochs", type=int, help="override train.epochs")
     p.add_argument("--pairs-per-epoch", dest="pairs_per_epoch", type=int, help="override train.pairs_per_epoch")
     p.add_argument("--batch-size", dest="batch_size", type=int, help="override train.batch_size (total over "

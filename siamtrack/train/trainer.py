@@ -27,6 +27,7 @@ from ..config import load_config
 from ..data.pairs import PairDataset, ResumableSampler, worker_init
 from ..device import pick_device
 from ..errors import ConfigError, OutputError
+from ..loader import cache_dir, read_checkpoint
 from ..models import build_model
 from ..runtime import native_bf16_supported
 from .data_setup import training_data, validation_data
@@ -37,6 +38,11 @@ from .validate import validate
 
 LOG_FIELDS = ["step", "epoch", "lr", "loss", "pairs_per_s", "wall"]
 VAL_FIELDS = ["epoch", "step", "auc", "precision20", "sequences", "frames", "seconds"]
+
+
+def bank_root() -> Path:
+    """Where trunk-feature banks live unless --bank-dir says otherwise: one per machine, shared by runs."""
+    return cache_dir() / "banks"
 
 
 def lr_at(cfg_train, step, total_steps):
@@ -174,7 +180,7 @@ class _Run:
         if t.amp_bf16 and not self.use_bf16 and rank == 0:
             print("bf16 autocast asked for but this device has no native bf16: training in float32", file=sys.stderr)
         self.meta_base = {"data": self.data_desc, "hardware": hardware(device, torch.get_num_threads(), world),
-                          "bf16": self.use_bf16, "command": " ".join(sys.argv)}
+                          "bf16": self.use_bf16, "command": " ".join(sys.argv), "init": opts.init}
         if rank == 0:
             self.out.mkdir(parents=True, exist_ok=True)
             self.log = CsvLog(self.out / "log.csv", LOG_FIELDS, self.state["step"])
@@ -192,11 +198,18 @@ class _Run:
         t = self.t
         torch.manual_seed(t.seed)
         self.model = build_model(self.cfg.model).to(self.device)
+        # Before the trunk bank is opened: it holds the features of the frozen weights this run trains with (a resumed
+        # run's are those of its last.pth, which _resume loads again with the optimizer state).
+        start = self.last_path if self.opts.resume and self.last_path.is_file() else self.opts.init
+        if start:
+            path, _, blob = read_checkpoint(start)
+            load_weights(self.model, blob["model"], path)
         self.cached = t.cache_trunk_pairs > 0
         if t.cache_static_pairs and not self.cached:
             raise ConfigError("cache_static_pairs extends the trunk cache: set cache_trunk_pairs too")
         if self.cached:
-            self.dataset = _cached_trunk_pairs(self.model, self.dataset, self.cfg, self.device, self.world, self.out)
+            self.dataset = _cached_trunk_pairs(self.model, self.dataset, self.cfg, self.device, self.world,
+                                               Path(self.opts.bank_dir) if self.opts.bank_dir else bank_root())
         self.per_rank = t.batch_size // self.world
         self.steps_per_epoch = (len(self.dataset) // self.world) // self.per_rank
         if self.steps_per_epoch < 1:
@@ -338,9 +351,9 @@ class _Run:
                   f"in {state['wall_s'] / 60:.1f} min; checkpoints in {self.out}", file=sys.stderr)
 
 
-def _cached_trunk_pairs(model, dataset, cfg, device, world, out):
-    """The frozen-trunk fast path: features of the frozen part of the backbone for `cache_trunk_pairs` pairs,
-    computed once."""
+def _cached_trunk_pairs(model, dataset, cfg, device, world, root):
+    """The frozen-trunk fast path: features of the frozen part of the backbone for `cache_trunk_pairs` (+
+    `cache_static_pairs`) pairs, from the bank under `root` (built or extended as needed)."""
     t = cfg.train
     if world > 1:
         raise ConfigError("cache_trunk_pairs trains in a single process (the cache is built per process)")
@@ -348,10 +361,9 @@ def _cached_trunk_pairs(model, dataset, cfg, device, world, out):
         raise ConfigError("cache_trunk_pairs needs the cached part of the backbone frozen for the whole run")
     apply_freeze(model, frozen_prefixes(t, 0))
     cut = trunk_cut(model)
-    out.mkdir(parents=True, exist_ok=True)
-    blob = build_trunk_cache(model, dataset, t.cache_trunk_pairs, t.batch_size, t.workers, device,
-                             out / "trunk_cache.pt", cut=cut, static_pairs=t.cache_static_pairs)
-    return CachedPairs(blob, seed=t.seed)
+    segments = build_trunk_cache(model, dataset, t.cache_trunk_pairs, t.batch_size, t.workers, device, root, cut=cut,
+                                 static_pairs=t.cache_static_pairs)
+    return CachedPairs(segments, cut=cut, seed=t.seed)
 
 
 def _end_of_epoch(model, cfg, device, val_seqs, state, val_log, out, meta, use_bf16):

@@ -1,21 +1,32 @@
-"""Training with a frozen trunk on cached features.
+"""Training with a frozen trunk on a bank of its cached features.
 
-When the whole backbone stays frozen (an ImageNet-pretrained trunk, as for siamrpn-lite), its output for a pair never
-changes during training, so it is computed once: `build_trunk_cache` runs the pair sampler for `pairs` pairs and keeps
-the backbone features of both crops (float16), and `CachedPairs` serves them to the trainer, which then only runs the
-neck and the head. On this project's two-core CPU that turns a few pairs per second into hundreds, at the price of a
-fixed bank of augmentations instead of fresh ones every epoch. When only the backbone's first part is frozen (the stem
-and its first blocks), the cache holds the output of that part and the trainer also runs the later blocks, which
-train.
+When the backbone (or its first part) stays frozen, its output for a pair never changes during training, so it is
+computed once: `build_trunk_cache` runs the pair sampler and stores the frozen part's features of both crops, and
+`CachedPairs` serves them to the trainer, which then only runs the rest of the network. On this project's two-core
+CPU that turns a few pairs per second into tens or hundreds, at the price of a fixed bank of augmentations instead of
+fresh ones every epoch. When only the stem and the first blocks are frozen, the bank holds the output of that part and
+the trainer also runs the later blocks, which train.
 
-The bank is saved beside the run (`trunk_cache.pt`, weights_only-loadable tensors) so `--resume` does not rebuild it.
+A bank is a folder under the bank root (`siamtrack train --bank-dir`, default <cache>/banks), named by a digest of
+everything that decides its contents: the sampler (`PairDataset.fingerprint()`: data, augmentation, seed), where the
+trunk is cut, and the frozen weights. Every run that draws the same pairs through the same frozen trunk shares it, so
+it is built once per machine. Its features are float16 in memory-mapped files, so it can outgrow RAM. It grows: pair i
+is a pure function of i, so a run that asks for more pairs computes only those the bank lacks. A build appends batch by
+batch and records its progress after each one, so an interrupted build goes on where it stopped.
+
+Two segments: `mixed`, pairs 0.. of the sampler, and `still-from-P`, pairs P.. of its still-image-only copy (P the
+number of mixed pairs asked for), which raises a bank's share of COCO-style pairs without changing the mixed ones.
 """
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
@@ -23,7 +34,9 @@ from tqdm import tqdm
 from ..data.pairs import worker_init
 from ..errors import ConfigError
 
-CACHE_VERSION = 1
+BANK_VERSION = 2
+FIELDS = ("zf", "xf", "box", "negative")
+DTYPES = {"zf": np.float16, "xf": np.float16, "box": np.float32, "negative": np.float32}
 
 
 def trunk_cut(model):
@@ -46,54 +59,103 @@ def trunk_cut(model):
                       "it) frozen for the whole run, and everything after it training")
 
 
-@torch.inference_mode()
-def build_trunk_cache(model, dataset, pairs, batch_size, workers, device, path=None, cut=None, static_pairs=0):
-    """-> {"zf", "xf" (float16), "box" (float32), "negative" (float32), "static_from"} for `pairs` pairs of `dataset`
-    (epoch 0) followed by `static_pairs` pairs drawn from its still images only (`dataset.static_only()`, indices
-    pairs .. pairs + static_pairs): the backbone's output, or with `cut` k the output of its block k - 1 (see
-    trunk_cut). The still-image tail raises a bank's share of COCO-style pairs without changing the mixed pairs
-    before it, so a bank built without it is extended, not rebuilt. A stored bank is reused only when it was drawn
-    by the same sampler (`dataset.fingerprint()`: data, settings, seed)."""
-    path = Path(path) if path else None
-    # stored as "cut": the block the features stop before, -1 for the whole backbone (absent in older banks: -1)
-    stored_cut = -1 if cut is None else int(cut)
-    total = pairs + static_pairs
-    sampler = dataset.fingerprint()
-    have, kept = None, 0
-    if path is not None and path.is_file():
-        have = torch.load(path, map_location="cpu", weights_only=True)
-        if (have.get("version") != CACHE_VERSION or have.get("cut", -1) != stored_cut
-                or have.get("sampler") != sampler):
-            have = None
-    if have is not None:
-        # Pair i of a bank is mixed when i < static_from (absent in older banks: every pair is mixed). The stored
-        # bank is reused as far as it agrees with the one asked for.
-        n = have["box"].shape[0]
-        kept = min(n, total)
-        if min(have.get("static_from", n), kept) != min(pairs, kept):
-            have, kept = None, 0
-    parts = [] if have is None else [{k: v[:kept] for k, v in have.items() if isinstance(v, torch.Tensor)}]
-    if kept == total:
-        return {"version": CACHE_VERSION, "cut": stored_cut, "sampler": sampler, "static_from": pairs, **parts[0]}
+def frozen_digest(backbone, cut):
+    """sha256 of the weights and statistics of the part of `backbone` a bank caches (all of it when cut is None)."""
+    h = hashlib.sha256()
+    for name, t in sorted(backbone.state_dict().items()):
+        part = name.split(".")
+        if cut is not None and not (part[0] == "stem" or (part[0] == "blocks" and int(part[1]) < cut)):
+            continue
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def bank_folder(root, model, dataset, cut):
+    """The bank of this sampler, cut and frozen weights under `root` (its description in bank.json)."""
+    what = {"version": BANK_VERSION, "sampler": dataset.fingerprint(), "cut": -1 if cut is None else int(cut),
+            "frozen": frozen_digest(model.backbone, cut)}
+    folder = Path(root) / hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
+    folder.mkdir(parents=True, exist_ok=True)
+    if not (folder / "bank.json").is_file():
+        _write_json(folder / "bank.json", what)
+    return folder
+
+
+class Segment:
+    """Pairs start .. start + n - 1 of one sampler: arrays indexable by pair (memory-mapped when read from disk)."""
+
+    def __init__(self, arrays):
+        self.arrays = arrays
+        self.n = len(arrays["box"])
+
+    def __len__(self):
+        return self.n
+
+    @classmethod
+    def open(cls, folder, n):
+        meta = _read_json(Path(folder) / "meta.json")
+        shapes = {"zf": meta["zshape"], "xf": meta["xshape"], "box": [4], "negative": []}
+        return cls({k: np.memmap(Path(folder) / f"{k}.bin", dtype=DTYPES[k], mode="r", shape=(n, *shapes[k]))
+                    for k in FIELDS})
+
+
+def build_trunk_cache(model, dataset, pairs, batch_size, workers, device, root, cut=None, static_pairs=0):
+    """The bank of `pairs` pairs of `dataset` (epoch 0) followed by `static_pairs` pairs of its still images
+    (`dataset.static_only()`, indices pairs .. pairs + static_pairs - 1), as a list of Segments; computes only what the
+    bank under `root` lacks. Features: the backbone's output, or with `cut` k the output of its block k - 1."""
+    folder = bank_folder(root, model, dataset, cut)
     t0 = time.monotonic()
-    if kept < pairs:
-        parts.append(_features(model, dataset, range(kept, pairs), batch_size, workers, device, cut))
+    made = _extend(model, dataset, folder / "mixed", 0, pairs, batch_size, workers, device, cut)
+    segments = [Segment.open(folder / "mixed", pairs)] if pairs else []
     if static_pairs:
-        parts.append(_features(model, dataset.static_only(), range(max(kept, pairs), total), batch_size, workers,
-                               device, cut))
-    blob = {"version": CACHE_VERSION, "cut": stored_cut, "sampler": sampler, "static_from": pairs,
-            **{k: torch.cat([p[k] for p in parts]) for k in parts[-1]}}
-    print(f"cached trunk features of {len(blob['box'])} pairs in {time.monotonic() - t0:.0f} s", file=sys.stderr)
-    if path is not None:
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save(blob, tmp)
-        tmp.replace(path)
-    return blob
+        still = folder / f"still-from-{pairs}"
+        made += _extend(model, dataset.static_only(), still, pairs, static_pairs, batch_size, workers, device, cut)
+        segments.append(Segment.open(still, static_pairs))
+    print(f"trunk bank {folder}: {pairs + static_pairs} pairs ({made} computed now, in "
+          f"{time.monotonic() - t0:.0f} s)", file=sys.stderr)
+    return segments
 
 
+def _extend(model, dataset, folder, start, n, batch_size, workers, device, cut):
+    """Make `folder` hold at least pairs start .. start + n - 1 of `dataset`; -> how many were computed."""
+    if n <= 0:
+        return 0
+    folder.mkdir(parents=True, exist_ok=True)
+    meta_path = folder / "meta.json"
+    meta = _read_json(meta_path) if meta_path.is_file() else None
+    if meta is None or meta.get("start") != start:
+        meta = {"start": start, "count": 0, "zshape": None, "xshape": None}
+    have = meta["count"]
+    if have >= n:
+        return 0
+    # Bytes past the recorded count are a batch an interrupted build wrote but did not record: drop them.
+    per_pair = {"zf": meta["zshape"], "xf": meta["xshape"], "box": [4], "negative": []}
+    for k in FIELDS:
+        path = folder / f"{k}.bin"
+        shape = per_pair[k]
+        size = 0 if shape is None else have * int(np.prod(shape)) * np.dtype(DTYPES[k]).itemsize
+        with open(path, "ab") as f:
+            f.truncate(size)
+    files = {k: open(folder / f"{k}.bin", "ab") for k in FIELDS}
+    try:
+        for batch in _features(model, dataset, range(start + have, start + n), batch_size, workers, device, cut):
+            for k in FIELDS:
+                files[k].write(np.ascontiguousarray(batch[k], dtype=DTYPES[k]).tobytes())
+                files[k].flush()
+            meta["zshape"], meta["xshape"] = list(batch["zf"].shape[1:]), list(batch["xf"].shape[1:])
+            meta["count"] += len(batch["box"])
+            _write_json(meta_path, meta)
+    finally:
+        for f in files.values():
+            f.close()
+    return n - have
+
+
+@torch.inference_mode()
 def _features(model, dataset, indices, batch_size, workers, device, cut):
-    """Trunk features and boxes of the pairs `indices` of `dataset` (epoch 0): a pair is a pure function of its
-    index, so a bigger bank only computes the pairs a smaller one lacks."""
+    """Yields {"zf", "xf", "box", "negative"} numpy arrays batch by batch for the pairs `indices` of `dataset`
+    (epoch 0)."""
     dataset.set_epoch(0)
     loader = DataLoader(torch.utils.data.Subset(dataset, indices), batch_size=batch_size, shuffle=False,
                         num_workers=workers, worker_init_fn=worker_init if workers else None,
@@ -101,28 +163,40 @@ def _features(model, dataset, indices, batch_size, workers, device, cut):
     backbone = model.backbone
     was_training = backbone.training
     backbone.eval()
-    zs, xs, boxes, negs = [], [], [], []
-    for z, x, box, negative in tqdm(loader, desc="caching trunk features", file=sys.stderr, mininterval=30):
-        for crops, feats in ((z, zs), (x, xs)):
-            # channels-last: the depthwise-heavy trunk runs ~1.7x faster on CPU in that layout
-            crops = crops.to(device).contiguous(memory_format=torch.channels_last)
-            feats.append((backbone(crops) if cut is None else backbone(crops, stop=cut)).to("cpu", torch.float16))
-        boxes.append(box.float())
-        negs.append(negative.float())
-    backbone.train(was_training)
-    return {"zf": torch.cat(zs), "xf": torch.cat(xs), "box": torch.cat(boxes), "negative": torch.cat(negs)}
+    try:
+        for z, x, box, negative in tqdm(loader, desc="caching trunk features", file=sys.stderr, mininterval=30):
+            out = {"box": box.float().numpy(), "negative": negative.float().numpy()}
+            for name, crops in (("zf", z), ("xf", x)):
+                # channels-last: the depthwise-heavy trunk runs ~1.7x faster on CPU in that layout
+                crops = crops.to(device).contiguous(memory_format=torch.channels_last)
+                feats = backbone(crops) if cut is None else backbone(crops, stop=cut)
+                out[name] = feats.to("cpu", torch.float16).contiguous().numpy()
+            yield out
+    finally:
+        backbone.train(was_training)
+
+
+def _read_json(path):
+    return json.loads(Path(path).read_text())
+
+
+def _write_json(path, data):
+    tmp = Path(path).with_name(Path(path).name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    os.replace(tmp, path)
 
 
 class CachedPairs(Dataset):
-    """Serves (zf, xf, box, negative) from a cache; the trainer feeds them to `SiameseNet.forward_from_trunk`.
+    """Serves (zf, xf, box, negative) from a bank's segments; the trainer feeds them to
+    `SiameseNet.forward_from_trunk`. `cut`: the backbone block training starts from (None: the neck).
 
     Each epoch is one pass in an order drawn from (seed, epoch), so the trainer's in-order resumable sampler still
     resumes exactly."""
 
-    def __init__(self, blob, seed=0):
-        self.zf, self.xf, self.box, self.negative = blob["zf"], blob["xf"], blob["box"], blob["negative"]
-        cut = blob.get("cut", -1)
-        self.cut = None if cut == -1 else int(cut)  # the backbone block training starts from (None: the neck)
+    def __init__(self, segments, cut=None, seed=0):
+        self.segments = list(segments)
+        self.starts = np.cumsum([0] + [len(s) for s in self.segments])
+        self.cut = cut
         self.seed = int(seed)
         self.set_epoch(0)
 
@@ -131,8 +205,13 @@ class CachedPairs(Dataset):
         self.order = torch.randperm(len(self), generator=g)
 
     def __len__(self):
-        return self.box.shape[0]
+        return int(self.starts[-1])
 
     def __getitem__(self, i):
         j = int(self.order[i])
-        return self.zf[j].float(), self.xf[j].float(), self.box[j], self.negative[j]
+        s = int(np.searchsorted(self.starts, j, side="right")) - 1
+        a, k = self.segments[s].arrays, j - int(self.starts[s])
+        return (torch.from_numpy(np.array(a["zf"][k], dtype=np.float32)),
+                torch.from_numpy(np.array(a["xf"][k], dtype=np.float32)),
+                torch.from_numpy(np.array(a["box"][k], dtype=np.float32)),
+                torch.tensor(float(a["negative"][k])))
