@@ -23,14 +23,21 @@ def test_int8_boxes_stay_within_a_few_pixels_of_fp32(cache, monkeypatch):
     fp32 = load_tracker("siamrpn-lite", device="cpu", backend="onnxruntime")
     int8 = load_tracker("siamrpn-lite", device="cpu", backend="onnxruntime", precision="int8")
     assert int8.model.precision == "int8" and int8.model.info["calibration"]["crops"] > 0
-    boxes = {}
-    for name, tracker in (("fp32", fp32), ("int8", int8)):
-        tracker.init(frames[0], gt[0])
-        boxes[name] = np.array([tracker.update(f).box for f in frames[1:]])
-    diff = np.abs(boxes["fp32"] - boxes["int8"])
+    # Step by step from the same state: each frame int8 starts where fp32 is, so the difference is the
+    # quantization's, not that of two one-pass runs that part ways after a near tie between two anchors (which
+    # happens between torch and onnxruntime fp32 too, and grows with weights whose regression reads the size).
+    fp32.init(frames[0], gt[0])
+    int8.init(frames[0], gt[0])
+    step = []
+    for f in frames[1:]:
+        int8.centers, int8.sizes = fp32.centers.copy(), fp32.sizes.copy()
+        step.append((fp32.update(f).box, int8.update(f).box))
+    diff = np.abs(np.array([a - b for a, b in step]))
     assert np.median(diff) <= 1.0 and np.percentile(diff, 95) <= 3.0, (np.median(diff), diff.max())
-    # and both follow the target (a 48x64 box drifting over a textured background)
-    centre_error = np.hypot(*(boxes["int8"][:, :2] + boxes["int8"][:, 2:] / 2 - gt[1:, :2] - gt[1:, 2:] / 2).T)
+    # and on its own, one pass, int8 follows the target (a 48x64 box drifting over a textured background)
+    int8.init(frames[0], gt[0])
+    boxes = np.array([int8.update(f).box for f in frames[1:]])
+    centre_error = np.hypot(*(boxes[:, :2] + boxes[:, 2:] / 2 - gt[1:, :2] - gt[1:, 2:] / 2).T)
     assert np.median(centre_error) < 4.0
 
 
