@@ -98,13 +98,18 @@ def main(argv=None):
              f"- hardware: `{json.dumps(meta.get('hardware'))}`",
              f"- data: `{json.dumps(meta.get('data'))}`",
              f"- command: `{meta.get('command')}`",
+             *([f"- started from: `{meta['init']}` (`--init`)"] if meta.get("init") else []),
              f"- tracker constants: `{json.dumps(blob['config']['tracker'])}`",
              f"- loss curve: ![loss]({stem}_loss.png)", ""]
     val_csv = run / "val.csv"
     if val_csv.is_file():
-        lines += ["Validation during training (one-pass on the first frames of each `val` sequence):", "",
-                  "| epoch | AUC | P@20 |", "|---|---|---|"]
-        for r in csv.DictReader(open(val_csv)):
+        rows = list(csv.DictReader(open(val_csv)))
+        last = rows[-1] if rows else {}
+        cap = (meta.get("val") or {}).get("max_frames")
+        lines += [f"Validation at each epoch's end (one-pass, {last.get('sequences')} `val` sequences, "
+                  f"{last.get('frames')} frames, {'whole sequences' if cap is None else f'first {cap} frames'}):",
+                  "", "| epoch | AUC | P@20 |", "|---|---|---|"]
+        for r in rows:
             lines.append(f"| {r['epoch']} | {r['auc']} | {r['precision20']} |")
         lines.append("")
     if args.bench:
@@ -112,10 +117,12 @@ def main(argv=None):
         lines += [f"Benchmark (`siamtrack benchmark`, split `{b['dataset'].get('split')}`, "
                   f"{b['dataset'].get('sequences')} sequences, {b['dataset'].get('frames')} frames, "
                   f"machine `{json.dumps(b['machine'])}`):", "",
-                  "| tracker | AUC | P@20 | norm. P | AO | SR50 | fps |", "|---|---|---|---|---|---|---|"]
+                  "| tracker | AUC | P@20 | norm. P | AO | SR50 | SR75 | size ratio (worst) | fps |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         for name, t in sorted(b["trackers"].items(), key=lambda kv: -kv[1]["success_auc"]):
             lines.append(f"| {name} | {t['success_auc']:.3f} | {t['precision_20']:.3f} | {t['norm_precision']:.3f} "
-                         f"| {t['ao']:.3f} | {t['sr50']:.3f} | {t['fps']:.1f} |")
+                         f"| {t['ao']:.3f} | {t['sr50']:.3f} | {t['sr75']:.3f} | {t['size_ratio']:.2f} "
+                         f"({t['size_ratio_max']:.2f}) | {t['fps']:.1f} |")
         lines.append("")
     card = out / f"{stem}.md"
     old = card.read_text().split("\n---\n", 1)[1] if card.is_file() and "\n---\n" in card.read_text() else ""
