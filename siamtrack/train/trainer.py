@@ -173,7 +173,7 @@ class _Run:
         self._build_data()
         self._build_model()
         self.state = {"epoch": 0, "step": 0, "best_auc": -1.0, "pairs_seen": 0, "wall_s": 0.0, "val": None}
-        if opts.resume and self.last_path.is_file():
+        if self.resume_blob is not None:
             self._resume()
         # bf16 only where it is native: emulated (AVX2-only CPUs) a SiamFC-AlexNet step ran 12x slower than fp32
         self.use_bf16 = t.amp_bf16 and native_bf16_supported(device)
@@ -198,11 +198,14 @@ class _Run:
         t = self.t
         torch.manual_seed(t.seed)
         self.model = build_model(self.cfg.model).to(self.device)
-        # Before the trunk bank is opened: it holds the features of the frozen weights this run trains with (a resumed
-        # run's are those of its last.pth, which _resume loads again with the optimizer state).
-        start = self.last_path if self.opts.resume and self.last_path.is_file() else self.opts.init
-        if start:
-            path, _, blob = read_checkpoint(start)
+        # The weights the run starts from, loaded before the trunk bank is opened (it holds the features of the frozen
+        # weights that train): a resumed run's last.pth (its optimizer state follows in _resume), else --init's.
+        self.resume_blob = None
+        if self.opts.resume and self.last_path.is_file():
+            self.resume_blob = load_checkpoint(self.last_path)
+            load_weights(self.model, self.resume_blob["model"], self.last_path)
+        elif self.opts.init:
+            path, _, blob = read_checkpoint(self.opts.init)
             load_weights(self.model, blob["model"], path)
         self.cached = t.cache_trunk_pairs > 0
         if t.cache_static_pairs and not self.cached:
@@ -220,8 +223,7 @@ class _Run:
                                          weight_decay=t.weight_decay)
 
     def _resume(self):
-        blob = load_checkpoint(self.last_path)
-        load_weights(self.model, blob["model"], self.last_path)
+        blob = self.resume_blob
         self.optimizer.load_state_dict(blob["optimizer"])
         self.state.update(blob["train_state"])
         torch.set_rng_state(blob["rng"])

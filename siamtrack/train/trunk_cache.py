@@ -131,14 +131,12 @@ def _extend(model, dataset, folder, start, n, batch_size, workers, device, cut):
         return 0
     # Bytes past the recorded count are a batch an interrupted build wrote but did not record: drop them.
     per_pair = {"zf": meta["zshape"], "xf": meta["xshape"], "box": [4], "negative": []}
-    for k in FIELDS:
-        path = folder / f"{k}.bin"
-        shape = per_pair[k]
-        size = 0 if shape is None else have * int(np.prod(shape)) * np.dtype(DTYPES[k]).itemsize
-        with open(path, "ab") as f:
-            f.truncate(size)
-    files = {k: open(folder / f"{k}.bin", "ab") for k in FIELDS}
+    files = {}
     try:
+        for k in FIELDS:
+            files[k] = open(folder / f"{k}.bin", "ab")   # appends go to the end, wherever truncate left it
+            shape = per_pair[k]
+            files[k].truncate(0 if shape is None else have * int(np.prod(shape)) * np.dtype(DTYPES[k]).itemsize)
         for batch in _features(model, dataset, range(start + have, start + n), batch_size, workers, device, cut):
             for k in FIELDS:
                 files[k].write(np.ascontiguousarray(batch[k], dtype=DTYPES[k]).tobytes())
