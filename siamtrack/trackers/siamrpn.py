@@ -59,19 +59,25 @@ class SiamRPNTracker(Tracker):
         z_sz = np.array([exemplar_size(bw, bh, t.context_amount) for bw, bh in self.sizes])
         x_sz = z_sz * t.search_size / t.exemplar_size
         x = self._crop(self._prepare_frame(frame), self.centers, x_sz, t.search_size, self.pad)
-        cls, loc = self.model.track(x, self.kernels)
+        score, boxes, r = self.candidates(self.model.track(x, self.kernels))
+        return self._postprocess(score, boxes, x_sz, r, w, h)
+
+    def candidates(self, output):
+        """The head's output for K search crops -> target probabilities (K, A), boxes (K, A, 4) cxcywh in crop
+        pixels, and the response size R: one candidate per anchor and cell."""
+        cls, loc = output
         check_anchor_count(cls, loc, len(self.anchor_shapes))
         k, r = cls.shape[0], cls.shape[-1]
-        logits = cls.float().reshape(k, 2, -1)
-        score = torch.softmax(logits, dim=1)[:, 1].cpu().numpy().astype(np.float64)   # (K, A)
+        score = torch.softmax(cls.float().reshape(k, 2, -1), dim=1)[:, 1].cpu().numpy().astype(np.float64)
         deltas = loc.float().reshape(k, 4, -1).transpose(1, 2).cpu().numpy().astype(np.float64)  # (K, A, 4)
-        return self._postprocess(score, deltas, x_sz, r, w, h)
+        anchors, _ = self._geometry(r)
+        return score, decode(deltas, anchors[None]), r
 
-    def _postprocess(self, score, deltas, x_sz, response_size, width, height):
-        """score (K, A) target probabilities, deltas (K, A, 4), x_sz (K,) search side in frame pixels."""
+    def _postprocess(self, score, boxes, x_sz, response_size, width, height):
+        """score (K, A) target probabilities, boxes (K, A, 4) cxcywh in crop pixels, x_sz (K,) search side in frame
+        pixels."""
         t = self.cfg
-        anchors, hann = self._geometry(response_size)
-        boxes = decode(deltas, anchors[None])                       # (K, A, 4) cxcywh, crop pixels
+        _, hann = self._geometry(response_size)
         scale = (x_sz / t.search_size)[:, None]                     # frame pixels per crop pixel
         pw, ph = boxes[..., 2] * scale, boxes[..., 3] * scale
         cw, ch = self.sizes[:, 0:1], self.sizes[:, 1:2]
@@ -94,13 +100,8 @@ class SiamRPNTracker(Tracker):
         return score[rows, best]
 
     def _peaks(self, output):
-        """Global search while lost: the best anchor's softmax score and its decoded centre, no penalty or window."""
-        cls, loc = output
-        check_anchor_count(cls, loc, len(self.anchor_shapes))
-        n, r = cls.shape[0], cls.shape[-1]
-        score = torch.softmax(cls.float().reshape(n, 2, -1), dim=1)[:, 1].cpu().numpy().astype(np.float64)
+        """Global search while lost: the best candidate's score and its centre, no penalty or window."""
+        score, boxes, _ = self.candidates(output)
         best = np.argmax(score, axis=1)
-        rows = np.arange(n)
-        deltas = loc.float().reshape(n, 4, -1).cpu().numpy().astype(np.float64)[rows, :, best]   # (N, 4)
-        anchors, _ = self._geometry(r)
-        return score[rows, best], decode(deltas, anchors[best])[:, :2]
+        rows = np.arange(len(best))
+        return score[rows, best], boxes[rows, best, :2]
