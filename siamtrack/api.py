@@ -17,6 +17,9 @@ def make_tracker(model, cfg, device, **kwargs):
     if kind == "siamrpn":
         from .trackers.siamrpn import SiamRPNTracker
         return SiamRPNTracker(model, cfg.tracker, device, **kwargs)
+    if kind == "siamban":
+        from .trackers.siamban import SiamBANTracker
+        return SiamBANTracker(model, cfg.tracker, device, **kwargs)
     raise ConfigError(f"unknown tracker type {kind!r}")
 
 

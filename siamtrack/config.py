@@ -47,7 +47,7 @@ class TrackerConfig:
     max_scale: float = 5.0
     # shared by SiamFC and SiamRPN: weight of the cosine (Hann) window
     window_influence: float = 0.176
-    # SiamRPN
+    # SiamRPN and SiamBAN (size and aspect penalty, damped size update)
     penalty_k: float = 0.04
     size_lr: float = 0.3
     min_size: float = 10.0

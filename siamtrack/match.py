@@ -19,7 +19,6 @@ import numpy as np
 import torch
 
 from . import boxes as B
-from .anchors import check_anchor_count, decode
 from .crops import as_bgr_uint8
 from .errors import BoxError, ConfigError
 
@@ -146,7 +145,7 @@ class SiameseMatcher:
         # network; its frame-to-frame post-processing never runs here.
         self.tracker = load_tracker(model, device=device, backend=backend, precision=precision)
         self.options = options
-        self.kind = self.tracker.name        # "siamfc" or "siamrpn": which head decodes the output
+        self.kind = self.tracker.name        # "siamfc", "siamrpn" or "siamban": which head decodes the output
 
     def set_template(self, frame, box):
         self.tracker.init(frame, box)        # validates the box, embeds the exemplar once
@@ -221,14 +220,10 @@ class SiameseMatcher:
         """-> boxes (N, C, 4) cxcywh in search-crop pixels, scores (N, C) in [0, 1] (C candidates per crop) and the
         response size R."""
         tr, t = self.tracker, self.tracker.cfg
-        if self.kind == "siamrpn":
-            cls, loc = output
-            check_anchor_count(cls, loc, len(tr.anchor_shapes))
-            n, r = cls.shape[0], cls.shape[-1]
-            score = torch.softmax(cls.float().reshape(n, 2, -1), dim=1)[:, 1].cpu().numpy().astype(np.float64)
-            deltas = loc.float().reshape(n, 4, -1).transpose(1, 2).cpu().numpy().astype(np.float64)
-            anchors, _ = tr._geometry(r)          # the tracker's anchor grid, the layout its head was trained on
-            return decode(deltas, anchors[None]), score, r
+        if self.kind in ("siamrpn", "siamban"):
+            # the tracker's own decoding: its anchors or points, the layout its head was trained on
+            score, boxes, r = tr.candidates(output)
+            return boxes, score, r
         if self.kind == "siamfc":
             raw = output[:, 0].float().cpu().numpy().astype(np.float64)      # (N, R, R)
             n, r = raw.shape[0], raw.shape[-1]

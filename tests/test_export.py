@@ -83,7 +83,7 @@ def test_export_correlations_match_eager_at_any_batch(kind, tmp_path):
         _close(got, want, rel=1e-5)
 
 
-@pytest.mark.parametrize("config", ["siamfc_alexnet", "siamrpn_lite"])
+@pytest.mark.parametrize("config", ["siamfc_alexnet", "siamrpn_lite", "siamban_lite"])
 def test_graphs_match_torch(config, tmp_path):
     if not (ROOT / "experiments" / f"{config}.yaml").is_file():
         pytest.skip(f"{config}.yaml not in this checkout")
@@ -221,14 +221,14 @@ def test_misuse_raises_clear_errors(alexnet, tmp_path, monkeypatch, capsys):
         OnnxBackend(out)
 
 
-def test_rpn_tracker_reproduces_torch_boxes(tmp_path):
-    pytest.importorskip("siamtrack.trackers.siamrpn")
-    if not (ROOT / "experiments" / "siamrpn_lite.yaml").is_file():
-        pytest.skip("siamrpn_lite.yaml not in this checkout")
-    model, cfg = _model("siamrpn_lite")
+@pytest.mark.parametrize("config", ["siamrpn_lite", "siamban_lite"])
+def test_rpn_and_ban_trackers_reproduce_torch_boxes(config, tmp_path):
+    if not (ROOT / "experiments" / f"{config}.yaml").is_file():
+        pytest.skip(f"{config}.yaml not in this checkout")
+    model, cfg = _model(config)
     export_onnx(model, cfg, tmp_path)
     frames, gt, _ = generated_frames(15, 320, 240)
-    # random RPN weights regress random sizes, so the run is chaotic: compare each frame from the same state
+    # random weights regress random sizes, so the run is chaotic: compare each frame from the same state
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         worst = _play_synced(make_tracker(TorchBackend(model, CPU), cfg, CPU),

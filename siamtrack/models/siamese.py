@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from . import backbones, efficientnet, heads, necks, rpn  # noqa: F401  (registration side effects)
+from . import backbones, ban, efficientnet, heads, necks, rpn  # noqa: F401  (registration side effects)
 from .registry import BACKBONES, HEADS, NECKS, build_part
 
 

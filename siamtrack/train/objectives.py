@@ -34,4 +34,7 @@ def build_objective(cfg, model):
     if kind == "siamrpn":
         from .rpn_objective import RPNObjective
         return RPNObjective(cfg, model)
+    if kind == "siamban":
+        from .ban_objective import BANObjective
+        return BANObjective(cfg, model)
     raise ConfigError(f"no training objective for tracker type {kind!r}")

@@ -22,13 +22,14 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from ..checkpoint import load_checkpoint, load_weights, save_checkpoint
+from ..checkpoint import config_of, load_checkpoint, load_weights, save_checkpoint
 from ..config import load_config
 from ..data.pairs import PairDataset, ResumableSampler, worker_init
 from ..device import pick_device
 from ..errors import ConfigError, OutputError
 from ..loader import cache_dir, read_checkpoint
 from ..models import build_model
+from ..models.ban import adopt_state
 from ..runtime import native_bf16_supported
 from .data_setup import training_data, validation_data
 from .objectives import build_objective
@@ -206,7 +207,8 @@ class _Run:
             load_weights(self.model, self.resume_blob["model"], self.last_path)
         elif self.opts.init:
             path, _, blob = read_checkpoint(self.opts.init)
-            load_weights(self.model, blob["model"], path)
+            # an anchor-free head starts from a depthwise RPN checkpoint's layers (siamtrack/models/ban.py)
+            load_weights(self.model, adopt_state(self.model, blob["model"], config_of(blob, path)), path)
         self.cached = t.cache_trunk_pairs > 0
         if t.cache_static_pairs and not self.cached:
             raise ConfigError("cache_static_pairs extends the trunk cache: set cache_trunk_pairs too")

@@ -1,0 +1,70 @@
+"""Anchor-free head (SiamBAN, Chen et al. 2020; the head NanoTrack uses): per response cell, 2 class logits
+(background, target) and 4 log distances to the target's sides. Outputs cls (B, 2, R, R), loc (B, 4, R, R); see
+siamtrack/points.py for the grid and the distance encoding.
+
+Built like the depthwise RPN head (the same branches, one "anchor" per cell), so an RPN checkpoint can start it: see
+`DepthwiseBAN.adopt`.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from torch import nn
+
+from .registry import register_head
+from .rpn import _DepthwiseBranch
+
+# A fresh loc layer predicts 2 strides (32 px at stride 16) to each side: a 64 px box, the size a target has in the
+# 255 px search crop when the exemplar crop holds it with context 0.5.
+INITIAL_LOG_DISTANCE = math.log(2.0)
+
+
+@register_head("ban_dw")
+class DepthwiseBAN(nn.Module):
+    def __init__(self, in_channels=256, channels=256):
+        super().__init__()
+        self.cls = _DepthwiseBranch(in_channels, channels, 2)
+        self.loc = _DepthwiseBranch(in_channels, channels, 4)
+        last = self.loc.out[-1]
+        nn.init.normal_(last.weight, std=1e-3)
+        nn.init.constant_(last.bias, INITIAL_LOG_DISTANCE)
+
+    def template(self, zf):
+        return self.cls.kernel(zf), self.loc.kernel(zf)
+
+    def forward(self, kernels, xf):
+        return self.cls(kernels[0], xf), self.loc(kernels[1], xf)
+
+    def adopt(self, state, prefix, source_tracker):
+        """This head's weights from a depthwise RPN head's `state` (keys under `prefix`), trained with the tracker
+        config `source_tracker`: every layer of the same shape as is, the class layer from the RPN's square anchor
+        (the one whose cells score a target of the typical aspect), the loc output layer as initialised here (offsets
+        against anchors do not translate into side distances). Returns the whole converted state dict."""
+        own = self.state_dict()
+        ratios = np.asarray(source_tracker.anchor_ratios, dtype=np.float64)
+        k, a = len(ratios), int(np.argmin(np.abs(np.log(ratios))))
+        out = {}
+        for key, value in state.items():
+            if not key.startswith(prefix):
+                out[key] = value
+                continue
+            name = key[len(prefix):]
+            if name in own and tuple(value.shape) == tuple(own[name].shape):
+                out[key] = value
+            elif name.startswith("cls.out.3.") and value.shape[0] == 2 * k:
+                # RPN cls channels are (class, anchor) = class * k + anchor
+                out[key] = value[[a, k + a]]
+            elif name.startswith("loc.out.3."):
+                out[key] = own[name].clone()
+            else:
+                out[key] = value
+        return out
+
+
+def adopt_state(model, state, source_cfg):
+    """`state` (a checkpoint of `source_cfg`) made loadable into `model` when `model` has this head and the checkpoint
+    a depthwise RPN head; unchanged otherwise (and `load_weights` then names any mismatch)."""
+    if isinstance(model.head, DepthwiseBAN) and source_cfg.model.head.name == "rpn_dw":
+        return model.head.adopt(state, "head.", source_cfg.tracker)
+    return state
