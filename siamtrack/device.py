@@ -25,6 +25,23 @@ ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "a
              "amx_bf16")
 
 
+# The libraries whose kernels decide our numbers: OpenCV's resampling feeds every crop (4.14 and 5.0 differ by a grey
+# level on ~5 % of crop pixels, enough to flip a sequence on the edge of failure) and runs the OpenCV peers.
+LIBRARIES = ("torch", "cv2", "onnxruntime", "numpy")
+
+
+def library_versions() -> dict:
+    """{"torch": "2.13.0+cpu", "cv2": ..., ...}: the versions of LIBRARIES, None for one that is not installed."""
+    import importlib
+    out = {}
+    for name in LIBRARIES:
+        try:
+            out[name] = importlib.import_module(name).__version__
+        except ImportError:
+            out[name] = None
+    return out
+
+
 def cpu_info() -> dict:
     """{"model": the CPU's name, "flags": the ISA_FLAGS it has} from /proc/cpuinfo (platform's guess elsewhere)."""
     import platform

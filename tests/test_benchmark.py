@@ -125,7 +125,8 @@ def test_benchmark_writes_the_json_contract_and_report(first_run, dataset):
     assert set(payload) == {"dataset", "machine", "trackers"}
     assert set(payload["dataset"]) == {"root", "format", "split", "sequences", "frames"}
     assert payload["dataset"]["format"] == "otb" and payload["dataset"]["frames"] == 2 * MAX_FRAMES
-    assert set(payload["machine"]) == {"device", "threads", "cpu"}
+    assert set(payload["machine"]) == {"device", "threads", "cpu", "libraries"}
+    assert payload["machine"]["libraries"]["torch"] == torch.__version__
     assert set(payload["trackers"]) == {"opencv-mil", "random_siamfc"}
     for t in payload["trackers"].values():
         assert set(t) == {"success_auc", "precision_20", "norm_precision", "ao", "sr50", "sr75", "fps", "frames",

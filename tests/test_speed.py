@@ -2,6 +2,7 @@
 and rejects bad input with exit code 2. No timing is asserted: only structure and counts."""
 import json
 
+import cv2
 import pytest
 import torch
 
@@ -100,7 +101,8 @@ def test_speed_times_the_tracking_step_when_extra_targets_get_lost(tmp_path):
 
 def test_speed_compare_writes_both_trackers(tmp_path, capsys):
     r = _speed(tmp_path, "--frame-size", "320x240", "--compare", "opencv-mil")
-    assert set(r) == KEYS | {"compare", "cpu"}
+    assert set(r) == KEYS | {"compare", "cpu", "libraries"}
+    assert r["libraries"]["cv2"] == cv2.__version__
     assert set(r["compare"]) == {"opencv-mil"}
     peer = r["compare"]["opencv-mil"]
     assert set(peer) == {"ms", "fps", "ratio"} and peer["ms"] > 0

@@ -61,7 +61,7 @@ def run(args):
     from ..device import pick_device
     from ..eval import results as R
     from ..eval.bench import TrackerSpec, run_tracker, score_tracker, set_thread_budget
-    from ..device import cpu_info
+    from ..device import cpu_info, library_versions
     from ..eval.report import build_json, markdown_table, write_json, write_report
     from .. import zoo
 
@@ -101,7 +101,7 @@ def run(args):
     n_frames = sum(len(s) if args.max_frames is None else min(len(s), args.max_frames) for s in seqs)
     dataset = {"root": str(args.root), "format": fmt, "split": args.split, "sequences": len(seqs),
                "frames": n_frames}
-    machine = {"device": device, "threads": threads, "cpu": cpu_info()["model"]}
+    machine = {"device": device, "threads": threads, "cpu": cpu_info()["model"], "libraries": library_versions()}
     print(markdown_table(scores))
     if args.json:
         write_json(args.json, build_json(dataset, machine, scores))

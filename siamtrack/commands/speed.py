@@ -15,10 +15,10 @@ from ..runtime import BACKENDS, PRECISIONS
 from .options import add_opencv_files, opencv_files
 
 # The documented JSON record; the run's context (frames, source, frame size) is printed, not stored. With --compare
-# the record also has "compare" {NAME: {ms, fps, ratio}} and "cpu" {model, flags}.
+# the record also has "compare" {NAME: {ms, fps, ratio}}, "cpu" {model, flags} and "libraries" {name: version}.
 JSON_KEYS = ("model", "backend", "precision", "threads", "targets", "fps", "ms", "gflops_per_frame", "achieved_gflops",
              "gemm_gflops")
-COMPARE_KEYS = ("compare", "cpu")
+COMPARE_KEYS = ("compare", "cpu", "libraries")
 
 HELP = "measure tracking speed: per-stage milliseconds, fps, GFLOPs per frame, the GEMM limit, and peers side by side"
 
@@ -79,6 +79,7 @@ def report(r) -> str:
                      f"ours is {peer['ratio']:.2f}x its speed")
     if "cpu" in r:
         lines.append(f"  cpu: {r['cpu']['model']} ({' '.join(r['cpu']['flags']) or 'no AVX2'})")
+        lines.append("  libraries: " + ", ".join(f"{k} {v}" for k, v in r["libraries"].items() if v))
     return "\n".join(lines)
 
 

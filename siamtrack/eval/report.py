@@ -13,7 +13,7 @@ from .metrics import THRESHOLDS_CE, THRESHOLDS_IOU
 TRACKER_KEYS = ("success_auc", "precision_20", "norm_precision", "ao", "sr50", "sr75", "fps", "frames",
                 "size_ratio", "size_ratio_max", "per_sequence")
 DATASET_KEYS = ("root", "format", "split", "sequences", "frames")
-MACHINE_KEYS = ("device", "threads", "cpu")
+MACHINE_KEYS = ("device", "threads", "cpu", "libraries")
 
 
 def build_json(dataset: dict, machine: dict, trackers: dict) -> dict:
@@ -62,7 +62,8 @@ def write_report(out_dir, dataset: dict, machine: dict, trackers: dict, command:
     text = [f"# One-pass evaluation on {dataset['root']}", "",
             f"Format {dataset['format']}, split {dataset['split'] or '(all)'}: {dataset['sequences']} sequences, "
             f"{dataset['frames']} frames. Machine: {machine['cpu']}, device {machine['device']}, "
-            f"{machine['threads']} threads per worker.", ""]
+            f"{machine['threads']} threads per worker; "
+            + ", ".join(f"{k} {v}" for k, v in machine["libraries"].items() if v) + ".", ""]
     if command:
         text += ["```", command, "```", ""]
     text += [markdown_table(trackers), "",
