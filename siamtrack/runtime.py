@@ -147,6 +147,9 @@ class OnnxBackend:
         self._backbone = session(self.info["files"]["backbone"])
         self.device = torch.device("cpu")
         self.precision = self.info.get("precision", "fp32")
+        # The export fixes the crop sides (static shapes keep onnxruntime's kernels fast): {input name: side or None}
+        self._sides = {i.name: (i.shape[-1] if isinstance(i.shape[-1], int) else None)
+                       for sess in (self._template, self._track) for i in sess.get_inputs() if i.name in ("z", "x")}
 
     @property
     def stride(self):
@@ -156,7 +159,14 @@ class OnnxBackend:
     def _np(t):
         return np.ascontiguousarray(t.detach().cpu().float().numpy())
 
+    def _check_side(self, name, crop, setting):
+        side = self._sides.get(name)
+        if side is not None and crop.shape[-1] != side:
+            raise ConfigError(f"the ONNX export in {self.directory} takes {side} px crops, the tracker cuts "
+                              f"{crop.shape[-1]} px ({setting}); export with that size or use --backend torch")
+
     def template(self, z):
+        self._check_side("z", z, "exemplar_size")
         outs = self._template.run(None, {"z": self._np(z)})
         kernels = [torch.from_numpy(o) for o in outs]
         return kernels[0] if not self.info["kernels_tuple"] else tuple(kernels)
@@ -165,6 +175,7 @@ class OnnxBackend:
         return torch.from_numpy(self._backbone.run(None, {"x": self._np(x)})[0])
 
     def track(self, x, kernels):
+        self._check_side("x", x, "search_size")
         flat = _flatten(kernels)
         n = x.shape[0]
         k = flat[0].shape[0]

@@ -212,6 +212,14 @@ def test_misuse_raises_clear_errors(alexnet, tmp_path, monkeypatch, capsys):
         load_tracker(str(ckpt), backend="tensorrt")
     with pytest.raises(SiamtrackError, match="not a siamtrack ONNX export"):
         OnnxBackend(tmp_path)
+    # a tracker that cuts other crop sides than the export's static shapes: a clear error, not onnxruntime's
+    _, cfg = _model("siamfc_alexnet")
+    other = dataclasses.replace(cfg, tracker=dataclasses.replace(cfg.tracker, search_size=cfg.tracker.search_size - 32))
+    tracker = make_tracker(OnnxBackend(out), other, CPU)
+    frames, gt, _ = generated_frames(2, 320, 240)
+    tracker.init(frames[0], gt[0])
+    with pytest.raises(ConfigError, match="takes 255 px crops, the tracker cuts 223 px"):
+        tracker.update(frames[1])
     # exporting over an existing export needs --overwrite
     assert main(["export", "--model", str(ckpt), "--out", str(out)]) == 2
     assert "--overwrite" in capsys.readouterr().err
