@@ -18,8 +18,10 @@ STAGES = {"crop", "backbone", "head", "post", "total"}
 
 def _speed(tmp_path, *extra):
     out = tmp_path / "speed.json"
+    # one round unless the test compares (rounds only matter beside a peer)
+    rounds = [] if "--compare" in extra else ["--rounds", "1"]
     rc = main(["speed", "--model", "siamfc-alexnet", "--random-init", "--frames", "5", "--warmup", "1",
-               "--threads", "1", "--json", str(out), *extra])
+               "--threads", "1", "--json", str(out), *rounds, *extra])
     assert rc == 0
     return json.loads(out.read_text())
 
@@ -68,6 +70,7 @@ def test_generated_frames_keep_the_target_size():
     (["--frame-size", "10x10"], "at least 64x64"),
     (["--frame-size", "big"], "1920x1080"),
     (["--frames", "0"], "at least 1"),
+    (["--rounds", "0"], "at least 1"),
     (["--backend", "onnxruntime", "--precision", "bf16"], "fp32 only"),
 ])
 def test_speed_bad_input_exits_2(args, message, capsys):
@@ -105,7 +108,11 @@ def test_speed_compare_writes_both_trackers(tmp_path, capsys):
     assert r["libraries"]["cv2"] == cv2.__version__
     assert set(r["compare"]) == {"opencv-mil"}
     peer = r["compare"]["opencv-mil"]
-    assert set(peer) == {"ms", "fps", "ratio"} and peer["ms"] > 0
+    assert set(peer) == {"ms", "fps", "ratio", "rounds"} and peer["ms"] > 0
+    # three alternating rounds by default; the peer's figure is their median, ours the median round's
+    assert len(peer["rounds"]) == 3
+    assert peer["ms"] == pytest.approx(sorted(r["ms"] for r in peer["rounds"])[1])
+    assert r["ms"]["total"] == pytest.approx(sorted(x["ours_ms"] for x in peer["rounds"])[1])
     assert peer["fps"] == pytest.approx(1000 / peer["ms"])
     assert peer["ratio"] == pytest.approx(r["fps"] / peer["fps"])
     assert r["cpu"]["model"] and isinstance(r["cpu"]["flags"], list)

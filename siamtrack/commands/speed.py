@@ -15,7 +15,8 @@ from ..runtime import BACKENDS, PRECISIONS
 from .options import add_opencv_files, opencv_files
 
 # The documented JSON record; the run's context (frames, source, frame size) is printed, not stored. With --compare
-# the record also has "compare" {NAME: {ms, fps, ratio}}, "cpu" {model, flags} and "libraries" {name: version}.
+# the record also has "compare" {NAME: {ms, fps, ratio, rounds: [{ours_ms, ms}]}}, "cpu" {model, flags} and
+# "libraries" {name: version}.
 JSON_KEYS = ("model", "backend", "precision", "threads", "targets", "fps", "ms", "gflops_per_frame", "achieved_gflops",
              "gemm_gflops")
 COMPARE_KEYS = ("compare", "cpu", "libraries")
@@ -40,6 +41,8 @@ def add_arguments(p):
     p.add_argument("--compare", default=None, metavar="NAME[,NAME]",
                    help="also time these trackers (benchmark names: opencv-nano, opencv-mil, a zoo model, a "
                         "checkpoint) on the same frames with the same threads, and report our speed as a ratio")
+    p.add_argument("--rounds", type=int, default=3,
+                   help="time ours and each --compare tracker this many times, alternating; report the median round")
     add_opencv_files(p)
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--json", default=None, help="write the results here as JSON")
@@ -58,7 +61,8 @@ def options(args) -> SpeedOptions:
                         random_init=args.random_init, threads=args.threads, targets=args.targets,
                         frames=args.frames, warmup=args.warmup,
                         frame_size=parse_size(args.frame_size) if args.frame_size else None,
-                        sequence=args.sequence, device=args.device, compare=compare, **opencv_files(args))
+                        sequence=args.sequence, device=args.device, compare=compare, rounds=args.rounds,
+                        **opencv_files(args))
 
 
 def report(r) -> str:
@@ -76,7 +80,8 @@ def report(r) -> str:
              f" GEMM rate: {ms['total'] / floor_ms:.2f} x the limit"]
     for name, peer in r.get("compare", {}).items():
         lines.append(f"  vs {name}: {peer['ms']:.2f} ms ({peer['fps']:.1f} fps) on the same frames: "
-                     f"ours is {peer['ratio']:.2f}x its speed")
+                     f"ours is {peer['ratio']:.2f}x its speed (median of {len(peer['rounds'])} alternating rounds: "
+                     + ", ".join(f"{r['ours_ms']:.2f}/{r['ms']:.2f}" for r in peer["rounds"]) + " ms)")
     if "cpu" in r:
         lines.append(f"  cpu: {r['cpu']['model']} ({' '.join(r['cpu']['flags']) or 'no AVX2'})")
         lines.append("  libraries: " + ", ".join(f"{k} {v}" for k, v in r["libraries"].items() if v))
