@@ -73,3 +73,11 @@ def parse_box(text):
     if len(parts) != 4:
         raise ValueError(f"a box needs 4 numbers x,y,w,h, got {text!r}")
     return np.array([float(p) for p in parts], dtype=np.float64)
+
+
+def jittered(b, dx=0.0, dy=0.0, scale=1.0):
+    """x, y, w, h box moved by (dx * w, dy * h) and its sides scaled by `scale` about its centre (OTB's SRE
+    perturbations of the first box)."""
+    x, y, w, h = (float(v) for v in b)
+    cx, cy = x + w / 2 + dx * w, y + h / 2 + dy * h
+    return np.array([cx - w * scale / 2, cy - h * scale / 2, w * scale, h * scale])

@@ -123,7 +123,7 @@ def first_run(dataset, checkpoint, tmp_path_factory):
 def test_benchmark_writes_the_json_contract_and_report(first_run, dataset):
     payload = json.loads((first_run / "out.json").read_text())
     assert set(payload) == {"dataset", "machine", "trackers"}
-    assert set(payload["dataset"]) == {"root", "format", "split", "sequences", "frames"}
+    assert set(payload["dataset"]) == {"root", "format", "split", "sequences", "frames", "runs"}
     assert payload["dataset"]["format"] == "otb" and payload["dataset"]["frames"] == 2 * MAX_FRAMES
     assert set(payload["machine"]) == {"device", "threads", "cpu", "libraries"}
     assert payload["machine"]["libraries"]["torch"] == torch.__version__
@@ -179,7 +179,30 @@ def test_workers_and_shards_give_the_same_numbers(first_run, dataset, tmp_path):
     assert _numbers(json.loads((tmp_path / "merged.json").read_text())) == reference
 
 
+def test_init_jitter_averages_runs_from_shifted_first_boxes(first_run, dataset, tmp_path, capsys):
+    from siamtrack import boxes as B
+    from siamtrack.eval.bench import SRE_JITTERS, score_tracker
+    assert _bench(dataset, tmp_path, "--trackers", "opencv-mil", "--init-jitter", "2", "--results",
+                  str(tmp_path / "res"), "--json", str(tmp_path / "sre.json")) == 0
+    assert "success AUC per run" in capsys.readouterr().out
+    payload = json.loads((tmp_path / "sre.json").read_text())
+    assert payload["dataset"]["runs"] == 3
+    seqs = open_dataset(dataset, "otb", None)
+    each = [score_tracker(name, seqs, tmp_path / "res", MAX_FRAMES)
+            for name in ("opencv-mil", "opencv-mil@sre1", "opencv-mil@sre2")]
+    got = payload["trackers"]["opencv-mil"]
+    assert got["success_auc"] == pytest.approx(np.mean([e["success_auc"] for e in each]))
+    assert got["frames"] == each[0]["frames"]                      # frames of one run, not of all three
+    for name, per in got["per_sequence"].items():
+        assert per["success_auc"] == pytest.approx(np.mean([e["per_sequence"][name]["success_auc"] for e in each]))
+    # run k starts from the k-th SRE box (1-based OTB files)
+    for seq in seqs:
+        first = np.loadtxt(tmp_path / "res" / "opencv-mil@sre2" / f"{seq.name}.txt", delimiter=",")[0]
+        np.testing.assert_allclose(first, B.jittered(seq.boxes[0], *SRE_JITTERS[1]) + [1, 1, 0, 0], atol=1e-3)
+
+
 @pytest.mark.parametrize("extra, message", [
+    (["--trackers", "opencv-mil", "--init-jitter", "13"], "--init-jitter"),
     (["--trackers", "no-such-model"], "unknown model"),
     (["--trackers", "opencv-kcf"], "opencv-contrib"),
     (["--trackers", "opencv-nano", "--nano-backbone", "missing.onnx", "--nano-head", "missing.onnx"],

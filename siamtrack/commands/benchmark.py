@@ -39,6 +39,9 @@ def add_arguments(p):
     p.add_argument("--precision", default="fp32", choices=PRECISIONS,
                    help="fp32; bf16 (torch backend, where the hardware has native bf16); int8 (onnxruntime backend, statically quantized)")
     p.add_argument("--max-frames", type=int, default=None, help="evaluate only the first N frames of each sequence")
+    p.add_argument("--init-jitter", type=int, default=0, metavar="K",
+                   help="also track every sequence K more times (up to 12) from the first box shifted by 10 %% or "
+                        "scaled by 0.8-1.2, as OTB's SRE does, and report the mean over the K + 1 runs")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -60,7 +63,7 @@ def run(args):
     from ..data.datasets import detect_format, open_dataset
     from ..device import pick_device
     from ..eval import results as R
-    from ..eval.bench import TrackerSpec, run_tracker, score_tracker, set_thread_budget
+    from ..eval.bench import SRE_JITTERS, TrackerSpec, run_tracker, score_runs, set_thread_budget
     from ..device import cpu_info, library_versions
     from ..eval.report import build_json, markdown_table, write_json, write_report
     from .. import zoo
@@ -69,6 +72,9 @@ def run(args):
         raise ConfigError("--workers must be at least 1")
     if args.max_frames is not None and args.max_frames < 2:
         raise ConfigError("--max-frames must be at least 2")
+    if not 0 <= args.init_jitter <= len(SRE_JITTERS):
+        raise ConfigError(f"--init-jitter must be between 0 and {len(SRE_JITTERS)}")
+    runs = 1 + args.init_jitter
     fmt = detect_format(args.root) if args.format == "auto" else args.format
     seqs = open_dataset(args.root, fmt, args.split, _split_list(args.sequences))
     if args.shard:
@@ -95,14 +101,20 @@ def run(args):
     set_thread_budget(threads)
     scores = {}
     for spec in specs:
-        run_tracker(spec, seqs, args.results, args.workers, args.force, args.max_frames, progress=not args.quiet)
-        scores[spec.label] = score_tracker(spec.label, seqs, args.results, args.max_frames)
+        run_tracker(spec, seqs, args.results, args.workers, args.force, args.max_frames, progress=not args.quiet,
+                    runs=runs)
+        scores[spec.label] = score_runs(spec.label, seqs, args.results, args.max_frames, runs)
 
     n_frames = sum(len(s) if args.max_frames is None else min(len(s), args.max_frames) for s in seqs)
     dataset = {"root": str(args.root), "format": fmt, "split": args.split, "sequences": len(seqs),
-               "frames": n_frames}
+               "frames": n_frames, "runs": runs}
     machine = {"device": device, "threads": threads, "cpu": cpu_info()["model"], "libraries": library_versions()}
     print(markdown_table(scores))
+    if runs > 1:
+        print(f"mean over {runs} runs (the plain one-pass run and {runs - 1} from a shifted or scaled first box); "
+              "success AUC per run:")
+        for label, sc in scores.items():
+            print(f"  {label}: " + " ".join(f"{a:.3f}" for a in sc["run_auc"]))
     if args.json:
         write_json(args.json, build_json(dataset, machine, scores))
     if args.report:

@@ -63,25 +63,45 @@ def set_thread_budget(threads):
 _FACTORIES = {}
 
 
+# OTB's spatial robustness evaluation (Wu et al. 2013): the first box shifted by 10 % of its size in 8 directions,
+# then scaled by 0.8, 0.9, 1.1 and 1.2. (dx, dy, scale); `--init-jitter K` adds the first K as runs.
+SRE_JITTERS = ((-0.1, -0.1, 1.0), (0.0, -0.1, 1.0), (0.1, -0.1, 1.0), (-0.1, 0.0, 1.0), (0.1, 0.0, 1.0),
+               (-0.1, 0.1, 1.0), (0.0, 0.1, 1.0), (0.1, 0.1, 1.0), (0.0, 0.0, 0.8), (0.0, 0.0, 0.9),
+               (0.0, 0.0, 1.1), (0.0, 0.0, 1.2))
+
+
+def run_label(label, run):
+    """Results folder of run `run` (0: the plain one-pass run, k: SRE_JITTERS[k - 1])."""
+    return label if run == 0 else f"{label}@sre{run}"
+
+
+def _jitter(run):
+    return None if run == 0 else SRE_JITTERS[run - 1]
+
+
 def _worker_task(job):
-    spec, seq, results_dir, max_frames = job
+    spec, seq, results_dir, max_frames, run = job
     if spec not in _FACTORIES:
         _FACTORIES[spec] = tracker_factory(spec)
-    out = run_sequence(_FACTORIES[spec](), seq, max_frames)
-    R.write(results_dir, spec.label, seq, out)
+    out = run_sequence(_FACTORIES[spec](), seq, max_frames, jitter=_jitter(run))
+    R.write(results_dir, run_label(spec.label, run), seq, out)
     return seq.name
 
 
-def run_tracker(spec: TrackerSpec, seqs, results_dir, workers=1, force=False, max_frames=None, progress=True):
-    """Track every sequence whose results are missing (all of them with force) and write their result files."""
+def run_tracker(spec: TrackerSpec, seqs, results_dir, workers=1, force=False, max_frames=None, progress=True,
+                runs=1):
+    """Track every sequence whose results are missing (all of them with force) and write their result files, for
+    the plain run and `runs - 1` SRE runs."""
     from tqdm import tqdm
-    todo = [s for s in seqs if force or R.read(results_dir, spec.label, s, frames_of(s, max_frames)) is None]
-    bar = tqdm(total=len(seqs), initial=len(seqs) - len(todo), desc=spec.label, unit="seq", disable=not progress,
+    todo = [(s, k) for k in range(runs) for s in seqs
+            if force or R.read(results_dir, run_label(spec.label, k), s, frames_of(s, max_frames)) is None]
+    total = len(seqs) * runs
+    bar = tqdm(total=total, initial=total - len(todo), desc=spec.label, unit="seq", disable=not progress,
                leave=True, dynamic_ncols=True)
     try:
         if not todo:
             return
-        jobs = [(spec, s, str(results_dir), max_frames) for s in todo]
+        jobs = [(spec, s, str(results_dir), max_frames, k) for s, k in todo]
         if workers <= 1 or len(todo) == 1:
             _FACTORIES[spec] = tracker_factory(spec)
             for job in jobs:
@@ -96,6 +116,26 @@ def run_tracker(spec: TrackerSpec, seqs, results_dir, workers=1, force=False, ma
                 bar.update()
     finally:
         bar.close()
+
+
+def score_runs(label, seqs, results_dir, max_frames=None, runs=1) -> dict:
+    """`score_tracker` of each run, averaged: every number (dataset-level, per sequence, the curves) is the mean over
+    the runs; `run_auc` lists each run's success AUC."""
+    each = [score_tracker(run_label(label, k), seqs, results_dir, max_frames) for k in range(runs)]
+    out = _mean_of(each)
+    out["run_auc"] = [e["success_auc"] for e in each]
+    return out
+
+
+def _mean_of(values):
+    first = values[0]
+    if isinstance(first, dict):
+        return {k: _mean_of([v[k] for v in values]) for k in first}
+    if isinstance(first, list):
+        return np.mean(values, axis=0).tolist()
+    if isinstance(first, bool) or not isinstance(first, (int, float)) or any(v is None for v in values):
+        return first
+    return type(first)(np.mean(values)) if isinstance(first, float) else first
 
 
 def score_tracker(label, seqs, results_dir, max_frames=None) -> dict:

@@ -12,7 +12,7 @@ from .metrics import THRESHOLDS_CE, THRESHOLDS_IOU
 # The JSON keys are a contract (issue 5): nothing more, nothing less.
 TRACKER_KEYS = ("success_auc", "precision_20", "norm_precision", "ao", "sr50", "sr75", "fps", "frames",
                 "size_ratio", "size_ratio_max", "per_sequence")
-DATASET_KEYS = ("root", "format", "split", "sequences", "frames")
+DATASET_KEYS = ("root", "format", "split", "sequences", "frames", "runs")
 MACHINE_KEYS = ("device", "threads", "cpu", "libraries")
 
 

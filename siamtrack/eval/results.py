@@ -99,5 +99,8 @@ def merge(sources, dest):
 
 
 def trackers_in(results_dir) -> list:
+    """Trackers with result folders here; a folder `NAME@sreK` is run K of NAME (`benchmark --init-jitter`)."""
     d = Path(results_dir)
-    return sorted(p.name for p in d.iterdir() if p.is_dir() and any(p.glob("*.txt"))) if d.is_dir() else []
+    if not d.is_dir():
+        return []
+    return sorted(p.name for p in d.iterdir() if p.is_dir() and "@sre" not in p.name and any(p.glob("*.txt")))

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import boxes as B
 from ..data.sources import IndexedSource
 from ..stream import track
 from .summary import first_valid, sequence_scores, summarize
 
 
-def run_sequence(tracker, seq, max_frames=None) -> dict:
-    """-> boxes (N, 4), scores, states, times, decode (N,) and init_frame (-1: nothing to track)."""
+def run_sequence(tracker, seq, max_frames=None, jitter=None) -> dict:
+    """-> boxes (N, 4), scores, states, times, decode (N,) and init_frame (-1: nothing to track). `jitter` (dx, dy,
+    scale): initialise on the ground-truth box moved and scaled so (siamtrack.boxes.jittered), as OTB's SRE does."""
     n = len(seq) if max_frames is None else min(len(seq), int(max_frames))
     gt = np.asarray(seq.boxes, dtype=np.float64)[:n]
     out = {"boxes": np.full((n, 4), np.nan), "scores": np.full(n, np.nan), "states": np.full(n, "", dtype=object),
@@ -24,7 +26,8 @@ def run_sequence(tracker, seq, max_frames=None) -> dict:
     out["init_frame"] = k
     if k < 0:
         return out
-    for step in track(tracker, IndexedSource(seq.frame, n, start=k, description=seq.name), [gt[k]]):
+    first = gt[k] if jitter is None else B.jittered(gt[k], *jitter)
+    for step in track(tracker, IndexedSource(seq.frame, n, start=k, description=seq.name), [first]):
         i, res = step.index, step.results[0]
         out["boxes"][i] = np.asarray(res.box, dtype=np.float64).reshape(4)
         out["scores"][i] = float(res.score)
