@@ -128,14 +128,16 @@ def score_runs(label, seqs, results_dir, max_frames=None, runs=1) -> dict:
 
 
 def _mean_of(values):
+    """Mean of same-shaped score records: dicts key by key, lists (curves) element-wise, floats; anything else (frame
+    counts, a None size ratio) is the first run's."""
     first = values[0]
     if isinstance(first, dict):
         return {k: _mean_of([v[k] for v in values]) for k in first}
     if isinstance(first, list):
         return np.mean(values, axis=0).tolist()
-    if isinstance(first, bool) or not isinstance(first, (int, float)) or any(v is None for v in values):
-        return first
-    return type(first)(np.mean(values)) if isinstance(first, float) else first
+    if all(isinstance(v, float) for v in values):
+        return float(np.mean(values))
+    return first
 
 
 def score_tracker(label, seqs, results_dir, max_frames=None) -> dict:

@@ -35,12 +35,24 @@ class SiamRPNTracker(Tracker):
         self._grid = {}
 
     def _geometry(self, response_size):
-        """Anchors (A, 4) in search-crop pixels and the Hann window (A,) for an R x R response."""
+        """What the A candidates of an R x R response decode against (`_cells`) and their Hann window (A,)."""
         if response_size not in self._grid:
-            anchors = anchor_grid(self.anchor_shapes, response_size, self.stride, self.cfg.search_size)
+            cells = self._cells(response_size)
             hann = np.outer(np.hanning(response_size), np.hanning(response_size)).reshape(-1)
-            self._grid[response_size] = (anchors, np.tile(hann, len(self.anchor_shapes)))
+            self._grid[response_size] = (cells, np.tile(hann, len(cells) // len(hann)))
         return self._grid[response_size]
+
+    # The head's layout; the anchor-free tracker (siamban.py) overrides these three.
+    def _cells(self, response_size):
+        """Anchors (A, 4) cxcywh in search-crop pixels, A = k * R * R."""
+        return anchor_grid(self.anchor_shapes, response_size, self.stride, self.cfg.search_size)
+
+    def _check_head(self, cls, loc):
+        check_anchor_count(cls, loc, len(self.anchor_shapes))
+
+    def _decode(self, raw, cells):
+        """raw (K, A, 4) offsets -> (K, A, 4) cxcywh boxes in crop pixels."""
+        return decode(raw, cells[None])
 
     @torch.inference_mode()
     def _init(self, frame, boxes):
@@ -66,12 +78,12 @@ class SiamRPNTracker(Tracker):
         """The head's output for K search crops -> target probabilities (K, A), boxes (K, A, 4) cxcywh in crop
         pixels, and the response size R: one candidate per anchor and cell."""
         cls, loc = output
-        check_anchor_count(cls, loc, len(self.anchor_shapes))
+        self._check_head(cls, loc)
         k, r = cls.shape[0], cls.shape[-1]
         score = torch.softmax(cls.float().reshape(k, 2, -1), dim=1)[:, 1].cpu().numpy().astype(np.float64)
-        deltas = loc.float().reshape(k, 4, -1).transpose(1, 2).cpu().numpy().astype(np.float64)  # (K, A, 4)
-        anchors, _ = self._geometry(r)
-        return score, decode(deltas, anchors[None]), r
+        raw = loc.float().reshape(k, 4, -1).transpose(1, 2).cpu().numpy().astype(np.float64)  # (K, A, 4)
+        cells, _ = self._geometry(r)
+        return score, self._decode(raw, cells), r
 
     def _postprocess(self, score, boxes, x_sz, response_size, width, height):
         """score (K, A) target probabilities, boxes (K, A, 4) cxcywh in crop pixels, x_sz (K,) search side in frame

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from .. import boxes as B
 from ..points import decode_ltrb, in_ellipse, point_grid
+from .rpn_objective import _numpy, _unwrap
 
 LOC_WEIGHT = 1.0
 # ~5 distractor cells of 121 at x8 make about a quarter of a negative pair's background term, the share the RPN
@@ -31,7 +32,7 @@ class BANObjective:
     R, R)), box (B, 4) x, y, w, h in search-crop pixels, negative (B,) 1 for negative pairs."""
 
     def __init__(self, cfg, model):
-        self.stride = getattr(model, "module", model).stride
+        self.stride = _unwrap(model).stride
         self.search_size = cfg.train.search_size
         self._points = {}
 
@@ -46,9 +47,8 @@ class BANObjective:
         cls, loc = output
         b, _, r, _ = cls.shape
         points = self.points(r, cls.device)
-        box = box.detach().cpu().double().numpy() if isinstance(box, torch.Tensor) else box
-        target = torch.as_tensor(B.xywh_to_cxcywh(box), dtype=torch.float32, device=cls.device)
-        negative = torch.as_tensor(negative, device=cls.device).reshape(-1).bool()
+        target = torch.as_tensor(B.xywh_to_cxcywh(_numpy(box)), dtype=torch.float32, device=cls.device)
+        negative = torch.as_tensor(_numpy(negative), device=cls.device).reshape(-1).bool()
         with torch.no_grad():
             pos, weight = label_points(points, target, negative)
         logits = cls.float().reshape(b, 2, -1).transpose(1, 2)                       # (B, A, 2)
