@@ -50,6 +50,11 @@ class TrackerConfig:
     # SiamRPN and SiamBAN (size and aspect penalty, damped size update)
     penalty_k: float = 0.04
     size_lr: float = 0.3
+    # Which aspect ratio the penalty compares a candidate with: 0 the current box (SiamRPN's original), 1 the first
+    # frame's box, between them a geometric blend. With 0 a drifted aspect becomes the new reference, so a box that
+    # grows onto the head and shoulders of a face (the square crop does not tell the network the box's aspect) is
+    # penalised no further; the first box is the only aspect the user gave.
+    aspect_prior: float = 0.0
     min_size: float = 10.0
     # RPN anchors (k = len(anchor_ratios) per response cell; height / width = ratio; area anchor_size^2 in
     # search-crop pixels). Kept here, not in the model, so inference backends that wrap the network still decode it.

@@ -227,3 +227,34 @@ def test_tune_refuses_test_splits(tmp_path, capsys):
     assert main(["tune", "--model", str(tmp_path / "m.pth"), "--data", str(tmp_path), "--split", "test"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "refusing to tune on split 'test'" in err[0]
+
+
+def test_aspect_prior_compares_with_the_first_box():
+    # A 40x40 first box that has drifted to 40x80 (aspect 0.5): candidate A keeps the drifted aspect (the ratio-2
+    # anchor of the centre cell, h = 2w), candidate B goes back to the square (the square anchor). With aspect_prior 0 the
+    # penalty sees A as no change and B as a change; with 1 the other way round.
+    r = 11
+    tall = (3 * r + 5) * r + 5                          # ratio 2: h = 2w
+    square = (2 * r + 5) * r + 5
+    zeros = np.zeros((5 * r * r, 4))
+    picks = {}
+    for prior in (0.0, 1.0):
+        cfg = TrackerConfig(type="siamrpn", window_influence=0.0, penalty_k=0.5, aspect_prior=prior)
+        p = np.full(5 * r * r, 1e-4)
+        p[tall], p[square] = 0.8, 0.7
+        logit = torch.tensor(np.log(p / (1 - p)), dtype=torch.float32)
+        cls = torch.stack([torch.zeros(len(p)), logit]).reshape(1, 10, r, r)
+        loc = torch.tensor(zeros.T.astype(np.float32).copy()).reshape(1, 20, r, r)
+        tracker = SiamRPNTracker(FixedOutput(cls, loc), cfg, CPU)
+        frame = np.zeros((400, 400, 3), np.uint8)
+        tracker.init(frame, (100, 100, 40, 40))
+        tracker.sizes[:] = [40.0, 80.0]                  # the drift, as if earlier frames had made it
+        picks[prior] = tracker.update(frame).score
+    assert picks[0.0] == pytest.approx(0.8, abs=1e-6)   # stays with the drifted aspect
+    assert picks[1.0] == pytest.approx(0.7, abs=1e-6)   # back to the aspect the user gave
+
+
+def test_aspect_prior_out_of_range_is_a_config_error():
+    from siamtrack.errors import ConfigError
+    with pytest.raises(ConfigError, match="aspect_prior"):
+        SiamRPNTracker(FixedOutput(None, None), TrackerConfig(type="siamrpn", aspect_prior=1.5), CPU)

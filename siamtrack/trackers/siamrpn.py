@@ -12,6 +12,7 @@ import torch
 
 from ..crops import exemplar_size
 from ..anchors import anchor_grid, anchor_shapes, check_anchor_count, decode
+from ..errors import ConfigError
 from .base import Tracker
 
 
@@ -30,6 +31,8 @@ class SiamRPNTracker(Tracker):
 
     def __init__(self, model, cfg, device, crop_on_device=None):
         super().__init__(model, cfg, device, crop_on_device)
+        if not 0 <= cfg.aspect_prior <= 1:
+            raise ConfigError(f"tracker: aspect_prior must be within [0, 1], got {cfg.aspect_prior}")
         self.anchor_shapes = anchor_shapes(cfg.anchor_ratios, cfg.anchor_size)
         self.stride = model.stride
         self._grid = {}
@@ -59,6 +62,7 @@ class SiamRPNTracker(Tracker):
         t = self.cfg
         self.centers = boxes[:, :2] + boxes[:, 2:] / 2
         self.sizes = boxes[:, 2:].copy()
+        self.first_aspect = self.sizes[:, 0] / self.sizes[:, 1]
         self.pad = self._frame_mean(frame)
         z_sz = np.array([exemplar_size(w, h, t.context_amount) for w, h in self.sizes])
         z = self._crop(self._prepare_frame(frame), self.centers, z_sz, t.exemplar_size, self.pad)
@@ -94,7 +98,9 @@ class SiamRPNTracker(Tracker):
         pw, ph = boxes[..., 2] * scale, boxes[..., 3] * scale
         cw, ch = self.sizes[:, 0:1], self.sizes[:, 1:2]
         s_c = _change(_padded_size(pw, ph) / _padded_size(cw, ch))
-        r_c = _change((cw / ch) / (pw / ph))
+        a = t.aspect_prior
+        aspect = (cw / ch) ** (1 - a) * self.first_aspect[:, None] ** a
+        r_c = _change(aspect / (pw / ph))
         penalty = np.exp(-(r_c * s_c - 1) * t.penalty_k)
         pscore = penalty * score * (1 - t.window_influence) + hann[None] * t.window_influence
         best = np.argmax(pscore, axis=1)
