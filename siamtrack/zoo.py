@@ -12,8 +12,8 @@ from pathlib import Path
 
 from .errors import CheckpointError, ConfigError
 
-# name -> file stem; order is preference for the default model: best val AUC first (siamrpn-lite 0.542,
-# siamfc-alexnet 0.500, one-pass through the default torch backend; see their model cards).
+# name -> file stem; order is preference for the default model: best val AUC first (on ../shared/data/sot val,
+# one-pass through the default torch backend: siamrpn-lite 0.628, siamfc-alexnet 0.500; see their model cards).
 MODELS = {
     "siamrpn-lite": "siamrpn_lite",
     "siamfc-alexnet": "siamfc_alexnet",
