@@ -116,8 +116,9 @@ class FixedOutput:
         return self.cls, self.loc
 
 
-def _one_step(score_at, deltas, cfg, box=(80.0, 80.0, 40.0, 40.0)):
-    """Track one frame where the head scores the anchors of `score_at` {index: prob} and predicts `deltas`."""
+def _one_step(score_at, deltas, cfg, box=(80.0, 80.0, 40.0, 40.0), size=None):
+    """Track one frame where the head scores the anchors of `score_at` {index: prob} and predicts `deltas`; `size`
+    (w, h): the size earlier frames had brought the target to, when it is no longer the first box's."""
     r, a = 11, 5 * 11 * 11
     p = np.full(a, 0.01)
     for i, v in score_at.items():
@@ -128,6 +129,8 @@ def _one_step(score_at, deltas, cfg, box=(80.0, 80.0, 40.0, 40.0)):
     tracker = SiamRPNTracker(FixedOutput(cls, loc), cfg, CPU)
     frame = np.zeros((400, 400, 3), np.uint8)
     tracker.init(frame, box)
+    if size is not None:
+        tracker.sizes[:] = size
     return tracker.update(frame)
 
 
@@ -231,25 +234,16 @@ def test_tune_refuses_test_splits(tmp_path, capsys):
 
 def test_aspect_prior_compares_with_the_first_box():
     # A 40x40 first box that has drifted to 40x80 (aspect 0.5): candidate A keeps the drifted aspect (the ratio-2
-    # anchor of the centre cell, h = 2w), candidate B goes back to the square (the square anchor). With aspect_prior 0 the
-    # penalty sees A as no change and B as a change; with 1 the other way round.
+    # anchor of the centre cell, h = 2w), candidate B goes back to the square (the square anchor). With aspect_prior 0
+    # the penalty sees A as no change and B as a change; with 1 the other way round.
     r = 11
     tall = (3 * r + 5) * r + 5                          # ratio 2: h = 2w
     square = (2 * r + 5) * r + 5
     zeros = np.zeros((5 * r * r, 4))
-    picks = {}
-    for prior in (0.0, 1.0):
-        cfg = TrackerConfig(type="siamrpn", window_influence=0.0, penalty_k=0.5, aspect_prior=prior)
-        p = np.full(5 * r * r, 1e-4)
-        p[tall], p[square] = 0.8, 0.7
-        logit = torch.tensor(np.log(p / (1 - p)), dtype=torch.float32)
-        cls = torch.stack([torch.zeros(len(p)), logit]).reshape(1, 10, r, r)
-        loc = torch.tensor(zeros.T.astype(np.float32).copy()).reshape(1, 20, r, r)
-        tracker = SiamRPNTracker(FixedOutput(cls, loc), cfg, CPU)
-        frame = np.zeros((400, 400, 3), np.uint8)
-        tracker.init(frame, (100, 100, 40, 40))
-        tracker.sizes[:] = [40.0, 80.0]                  # the drift, as if earlier frames had made it
-        picks[prior] = tracker.update(frame).score
+    picks = {prior: _one_step({tall: 0.8, square: 0.7}, zeros, TrackerConfig(
+                 type="siamrpn", window_influence=0.0, penalty_k=0.5, aspect_prior=prior),
+                 box=(100.0, 100.0, 40.0, 40.0), size=(40.0, 80.0)).score
+             for prior in (0.0, 1.0)}
     assert picks[0.0] == pytest.approx(0.8, abs=1e-6)   # stays with the drifted aspect
     assert picks[1.0] == pytest.approx(0.7, abs=1e-6)   # back to the aspect the user gave
 
