@@ -1,5 +1,6 @@
 """The one-pass runner and `siamtrack benchmark` end to end on a generated OTB-format folder."""
 import json
+import shutil
 from pathlib import Path
 
 import cv2
@@ -162,9 +163,39 @@ def test_second_run_reuses_results_unless_forced(first_run, dataset, checkpoint)
     assert rc == 0 and box_file.stat().st_mtime_ns != stamp
 
 
+def test_results_of_another_setup_are_not_reused(first_run, dataset, checkpoint, tmp_path, capsys):
+    """The same name with other weights, or another precision, must not be scored on the first run's boxes."""
+    results = tmp_path / "results"
+    shutil.copytree(first_run / "results", results)
+    record = json.loads((results / "random_siamfc" / "tracker.json").read_text())
+    assert record["backend"] == "torch" and len(record["weights_sha256"]) == 64
+    assert json.loads((results / "opencv-mil" / "tracker.json").read_text())["opencv"] == cv2.__version__
+
+    assert _bench(dataset, tmp_path, "--trackers", str(checkpoint), "--precision", "bf16", "--results",
+                  str(results)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "precision" in err[0] and "--force" in err[0]
+
+    retrained = tmp_path / "retrained" / checkpoint.name   # same file name: same results folder
+    retrained.parent.mkdir()
+    blob = torch.load(checkpoint, weights_only=True)
+    blob["model"] = {k: v + 1 if v.is_floating_point() else v for k, v in blob["model"].items()}
+    torch.save(blob, retrained)
+    box_file = results / "random_siamfc" / "Drifter.txt"
+    before = box_file.read_text()
+    assert _bench(dataset, tmp_path, "--trackers", str(retrained), "--results", str(results)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "weights_sha256" in err[0]
+    assert box_file.read_text() == before                       # refused: nothing tracked, nothing overwritten
+
+    assert _bench(dataset, tmp_path, "--trackers", str(retrained), "--force", "--results", str(results)) == 0
+    assert json.loads((results / "random_siamfc" / "tracker.json").read_text())["weights_sha256"] != \
+        record["weights_sha256"]
+
+
 def test_workers_and_shards_give_the_same_numbers(first_run, dataset, tmp_path):
-    reference = _numbers(json.loads((first_run / "out.json").read_text()))
-    reference = {"opencv-mil": reference["opencv-mil"]}
+    first = _numbers(json.loads((first_run / "out.json").read_text()))
+    reference = {"opencv-mil": first["opencv-mil"]}
 
     assert _bench(dataset, tmp_path, "--trackers", "opencv-mil", "--workers", "2", "--results",
                   str(tmp_path / "par"), "--json", str(tmp_path / "par.json")) == 0
@@ -173,10 +204,16 @@ def test_workers_and_shards_give_the_same_numbers(first_run, dataset, tmp_path):
     for i in (1, 2):
         assert _bench(dataset, tmp_path, "--trackers", "opencv-mil", "--shard", f"{i}/2", "--results",
                       str(tmp_path / f"shard{i}")) == 0
+    # a checkpoint's folder (named by its file stem) merges and scores too
+    shutil.copytree(first_run / "results" / "random_siamfc", tmp_path / "shard1" / "random_siamfc")
     assert len(list((tmp_path / "shard1" / "opencv-mil").glob("*.txt"))) == 1
     assert _bench(dataset, tmp_path, "--merge", f"{tmp_path / 'shard1'},{tmp_path / 'shard2'}", "--results",
                   str(tmp_path / "merged"), "--json", str(tmp_path / "merged.json")) == 0
-    assert _numbers(json.loads((tmp_path / "merged.json").read_text())) == reference
+    merged = _numbers(json.loads((tmp_path / "merged.json").read_text()))
+    assert merged.pop("random_siamfc")["success_auc"] == first["random_siamfc"]["success_auc"]
+    assert merged == reference
+    assert (tmp_path / "merged" / "opencv-mil" / "tracker.json").read_text() == \
+        (tmp_path / "shard1" / "opencv-mil" / "tracker.json").read_text()
 
 
 def test_init_jitter_averages_runs_from_shifted_first_boxes(first_run, dataset, tmp_path, capsys):

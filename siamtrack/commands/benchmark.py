@@ -86,6 +86,9 @@ def run(args):
         R.merge(_split_list(args.merge), args.results)
 
     names = _split_list(args.trackers)
+    # merged folders named by no --trackers are results to score, not trackers to run (a checkpoint's folder is
+    # named by its file stem, which names no file here)
+    score_only = bool(args.merge) and not names
     if not names:
         names = R.trackers_in(args.results) if args.merge else [m["name"] for m in zoo.list_models() if m["present"]]
         if not names:
@@ -101,8 +104,9 @@ def run(args):
     set_thread_budget(threads)
     scores = {}
     for spec in specs:
-        run_tracker(spec, seqs, args.results, args.workers, args.force, args.max_frames, progress=not args.quiet,
-                    runs=runs)
+        if not score_only:
+            run_tracker(spec, seqs, args.results, args.workers, args.force, args.max_frames, progress=not args.quiet,
+                        runs=runs)
         scores[spec.label] = score_runs(spec.label, seqs, args.results, args.max_frames, runs)
 
     n_frames = sum(len(s) if args.max_frames is None else min(len(s), args.max_frames) for s in seqs)

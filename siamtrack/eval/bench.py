@@ -1,7 +1,8 @@
 """Run trackers over sequences (in worker processes when asked), store results, score them from the stored files.
 
 A tracker is named as the user typed it: a zoo name, a checkpoint path or an OpenCV baseline. Its results folder and
-its key in the JSON are the zoo/baseline name, or the checkpoint's file stem.
+its key in the JSON are the zoo/baseline name, or the checkpoint's file stem; the folder records the setup behind
+the name (`setup_of`), so results are reused only for the same weights, backend, precision and library.
 """
 from __future__ import annotations
 
@@ -46,6 +47,31 @@ def tracker_factory(spec: TrackerSpec):
     from ..loader import load_model
     net, cfg, _ = load_model(spec.name, spec.device, backend=spec.backend, precision=spec.precision)
     return lambda: make_tracker(net, cfg, net.device)
+
+
+def setup_of(spec: TrackerSpec) -> dict:
+    """What decides a tracker's boxes besides the sequences, as recorded beside its results: for our models the
+    weights' sha256 (the tracking constants live in the checkpoint), backend, precision and siamtrack's version; for
+    an OpenCV baseline its OpenCV version and the sha256 of its model files."""
+    import cv2
+
+    from .. import __version__, zoo
+    from ..checkpoint import sha256_of
+    from ..errors import CheckpointError
+    from ..trackers.opencv import is_opencv_name, model_files
+    if is_opencv_name(spec.name):
+        files = model_files(spec.name, spec.nano_backbone, spec.nano_head, spec.vit_net)
+        return {"tracker": spec.name, "opencv": cv2.__version__,
+                "model_files": {Path(f).name: sha256_of(f) for f in files}}
+    path, _ = zoo.resolve(spec.name)
+    if path.is_dir():      # an onnxruntime export folder: every file in it
+        digest = {str(f.relative_to(path)): sha256_of(f) for f in sorted(path.rglob("*")) if f.is_file()}
+    elif path.is_file():
+        digest = sha256_of(path)
+    else:
+        raise CheckpointError(f"weights file not found: {path}")
+    return {"tracker": spec.name, "weights_sha256": digest, "backend": spec.backend, "precision": spec.precision,
+            "siamtrack": __version__}
 
 
 def frames_of(seq, max_frames) -> int:
@@ -93,6 +119,9 @@ def run_tracker(spec: TrackerSpec, seqs, results_dir, workers=1, force=False, ma
     """Track every sequence whose results are missing (all of them with force) and write their result files, for
     the plain run and `runs - 1` SRE runs."""
     from tqdm import tqdm
+    setup = setup_of(spec)
+    for k in range(runs):
+        R.claim(results_dir, run_label(spec.label, k), setup, force)
     todo = [(s, k) for k in range(runs) for s in seqs
             if force or R.read(results_dir, run_label(spec.label, k), s, frames_of(s, max_frames)) is None]
     total = len(seqs) * runs

@@ -4,6 +4,12 @@
     <results>/<tracker>/times/<seq>_time.txt      seconds of the tracker call per frame (init on the init frame)
     <results>/<tracker>/times/<seq>_decode.txt    seconds of frame decoding per frame (ours, the toolkit ignores it)
     <results>/<tracker>/scores/<seq>_score.txt    the tracker's confidence per frame (ours)
+    <results>/<tracker>/tracker.json              what made these results: weights digest, backend, precision, ...
+
+Results are reused by tracker name, so the name alone must not stand for them: the same name with other weights (a
+new release, a checkpoint retrained in place), another backend or precision, or another OpenCV gives other boxes.
+`tracker.json` records the setup that made a folder, and a run with another setup is refused rather than scored on
+the old boxes.
 
 Boxes are written in the dataset's own convention (1-based for OTB, LaSOT and UAV123 ground truth, 0-based for
 GOT-10k) so that a result file and its ground-truth file line up; metrics are always computed from the files read
@@ -11,7 +17,9 @@ back, so a fresh run and a reused one give identical numbers.
 """
 from __future__ import annotations
 
+import json
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +27,7 @@ import numpy as np
 from ..errors import OutputError
 
 ONE_BASED = {"otb", "lasot", "uav123"}
+SETUP_FILE = "tracker.json"
 
 
 def offset_of(seq) -> np.ndarray:
@@ -78,8 +87,9 @@ def read(results_dir, tracker, seq, n) -> dict | None:
 
 
 def merge(sources, dest):
-    """Copy the result folders of shard runs into `dest`. Two shards with different boxes for one sequence are an
-    error rather than a silent choice; their times may differ (the first copy wins)."""
+    """Copy the result folders of shard runs into `dest`, with their setup records. Two shards with different boxes
+    for one sequence, or different setups of one tracker, are an error rather than a silent choice; their times may
+    differ (the first copy wins)."""
     dest = Path(dest)
     for src in sources:
         src = Path(src)
@@ -96,6 +106,48 @@ def merge(sources, dest):
                 continue
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(f, target)
+        for f in sorted(src.glob(f"*/{SETUP_FILE}")):
+            target = dest / f.relative_to(src)
+            if target.exists():
+                if _read_setup(target) != _read_setup(f):
+                    raise OutputError(f"{f} and {target} record different setups of one tracker")
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(f, target)
+
+
+def _read_setup(path):
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def claim(results_dir, tracker, setup, force=False):
+    """Make <results>/<tracker> the folder of `setup` (a JSON-able dict of what decides the results) before tracking
+    into it or reusing it. A folder recorded for another setup is refused, unless `force` (its results are about to
+    be tracked again). A folder with results but no record (written before records were kept) is reused, with a
+    note."""
+    d = Path(results_dir) / tracker
+    f = d / SETUP_FILE
+    if f.is_file():
+        old = _read_setup(f)
+        if old == setup:
+            return
+        if not force:
+            old = old if isinstance(old, dict) else {}
+            differ = sorted(k for k in set(old) | set(setup) if old.get(k) != setup.get(k))
+            raise OutputError(f"{d} holds results of another {tracker} setup (other {', '.join(differ)}): pass "
+                              f"--force to track it again, or choose another --results folder")
+    elif not force and any(d.glob("*.txt")):
+        print(f"note: {d} does not record the setup that made its results (older siamtrack); reusing them",
+              file=sys.stderr)
+        return
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+        f.write_text(json.dumps(setup, indent=1, sort_keys=True) + "\n")
+    except OSError as e:
+        raise OutputError(f"cannot write results under {results_dir}: {e.strerror or e}") from None
 
 
 def trackers_in(results_dir) -> list:

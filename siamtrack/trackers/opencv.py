@@ -92,9 +92,27 @@ def _model_file(path, what, env):
     return str(p)
 
 
+def _nano_files(backbone, head):
+    return (_model_file(backbone or os.environ.get(NANO_ENV[0]), "opencv-nano backbone", NANO_ENV[0]),
+            _model_file(head or os.environ.get(NANO_ENV[1]), "opencv-nano head", NANO_ENV[1]))
+
+
+def _vit_file(net):
+    return _model_file(net or os.environ.get(VIT_ENV), "opencv-vit", VIT_ENV)
+
+
+def model_files(name, nano_backbone=None, nano_head=None, vit_net=None) -> tuple:
+    """The ONNX files baseline `name` reads, resolved as make_opencv_tracker resolves them (none for MIL, KCF,
+    CSRT)."""
+    if name == "opencv-nano":
+        return _nano_files(nano_backbone, nano_head)
+    if name == "opencv-vit":
+        return (_vit_file(vit_net),)
+    return ()
+
+
 def _nano_factory(backbone, head):
-    backbone = _model_file(backbone or os.environ.get(NANO_ENV[0]), "opencv-nano backbone", NANO_ENV[0])
-    head = _model_file(head or os.environ.get(NANO_ENV[1]), "opencv-nano head", NANO_ENV[1])
+    backbone, head = _nano_files(backbone, head)
 
     def make():
         p = cv2.TrackerNano_Params()
@@ -105,7 +123,7 @@ def _nano_factory(backbone, head):
 
 
 def _vit_factory(net):
-    net = _model_file(net or os.environ.get(VIT_ENV), "opencv-vit", VIT_ENV)
+    net = _vit_file(net)
 
     def make():
         p = cv2.TrackerVit_Params()
