@@ -188,7 +188,10 @@ def test_results_of_another_setup_are_not_reused(first_run, dataset, checkpoint,
     assert len(err) == 1 and "weights_sha256" in err[0]
     assert box_file.read_text() == before                       # refused: nothing tracked, nothing overwritten
 
-    assert _bench(dataset, tmp_path, "--trackers", str(retrained), "--force", "--results", str(results)) == 0
+    # forced on one sequence: the other sequence's old boxes go too, rather than pass for the new weights'
+    assert _bench(dataset, tmp_path, "--trackers", str(retrained), "--force", "--sequences", "Drifter",
+                  "--results", str(results)) == 0
+    assert not (results / "random_siamfc" / "Walker.txt").exists() and box_file.exists()
     assert json.loads((results / "random_siamfc" / "tracker.json").read_text())["weights_sha256"] != \
         record["weights_sha256"]
 

@@ -125,9 +125,9 @@ def _read_setup(path):
 
 def claim(results_dir, tracker, setup, force=False):
     """Make <results>/<tracker> the folder of `setup` (a JSON-able dict of what decides the results) before tracking
-    into it or reusing it. A folder recorded for another setup is refused, unless `force` (its results are about to
-    be tracked again). A folder with results but no record (written before records were kept) is reused, with a
-    note."""
+    into it or reusing it. A folder recorded for another setup is refused, unless `force`: then its results are
+    removed, all of them, so that none of another setup is ever scored as this one's. A folder with results but no
+    record (written before records were kept) is reused, with a note, or with `force` replaced the same way."""
     d = Path(results_dir) / tracker
     f = d / SETUP_FILE
     if f.is_file():
@@ -143,7 +143,14 @@ def claim(results_dir, tracker, setup, force=False):
         print(f"note: {d} does not record the setup that made its results (older siamtrack); reusing them",
               file=sys.stderr)
         return
+    # Forced over another (or an unrecorded) setup: the sequences this run does not track again would otherwise
+    # pass for the new setup's, so the folder's old results go.
+    stale = [f for pattern in paths(results_dir, tracker, "*").values() for f in pattern.parent.glob(pattern.name)]
+    if stale:
+        print(f"note: replacing {d}: its {len(stale)} result files were of another setup", file=sys.stderr)
     try:
+        for old_file in stale:
+            old_file.unlink()
         d.mkdir(parents=True, exist_ok=True)
         f.write_text(json.dumps(setup, indent=1, sort_keys=True) + "\n")
     except OSError as e:
