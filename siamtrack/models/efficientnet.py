@@ -58,13 +58,23 @@ class MBConv(nn.Module):
         return x + y if self.residual else y
 
 
-def block_specs(num_stages=len(STAGES)):
-    """(stage index 1.., kernel, stride, expand, cin, cout) for every block of the first `num_stages` stages."""
+def block_specs(stages=STAGES):
+    """(stage index 1.., kernel, stride, expand, cin, cout) for every block of `stages`."""
     specs = []
-    for s, (k, stride, e, cin, cout, n) in enumerate(STAGES[:num_stages], start=1):
+    for s, (k, stride, e, cin, cout, n) in enumerate(stages, start=1):
         for r in range(n):
             specs.append((s, k, stride if r == 0 else 1, e, cin if r == 0 else cout, cout))
     return specs
+
+
+def slim_stages(stem, stages):
+    """A narrower, shallower trunk of the same block kinds (a distilled student): `stages` lists
+    (kernel, stride, expand, out channels, repeats) per stage; each stage's input is the previous one's output."""
+    out, cin = [], stem
+    for k, stride, e, cout, n in stages:
+        out.append((k, stride, e, cin, cout, n))
+        cin = cout
+    return out
 
 
 @register_backbone("efficientnet_lite0")
@@ -74,18 +84,23 @@ class EfficientNetLite0(nn.Module):
     `freeze_bn` keeps every BatchNorm in eval mode during training: tracking batches of a few pairs would overwrite
     the ImageNet statistics with noise. The affine parameters still train where the trainer lets them.
     `classifier=True` adds ImageNet's head (conv_head, bn_head, fc) for `classify`; only with out_stage 7.
+    `stem` and `stages` (see `slim_stages`) replace Lite0's widths and depths with a student's; such a trunk has no
+    ImageNet weights (it is initialised from a trained one by distillation), so it excludes `pretrained`.
     """
 
-    def __init__(self, out_stage=5, pretrained=False, freeze_bn=True, classifier=False):
+    def __init__(self, out_stage=5, pretrained=False, freeze_bn=True, classifier=False, stem=32, stages=None):
         super().__init__()
         if not 1 <= out_stage <= len(STAGES):
             raise ValueError(f"out_stage must be in 1..{len(STAGES)}, got {out_stage}")
         if classifier and out_stage != len(STAGES):
             raise ValueError("classifier=True needs out_stage 7")
+        if stages is not None and (pretrained or classifier):
+            raise ValueError("a slim trunk (stages) has no ImageNet weights or classifier")
         self.out_stage = out_stage
         self.freeze_bn = freeze_bn
-        self.stem = nn.Sequential(nn.Conv2d(3, 32, 3, 2, 1, bias=False), _bn(32), nn.ReLU6(inplace=True))
-        specs = block_specs(out_stage)
+        self.stem = nn.Sequential(nn.Conv2d(3, stem, 3, 2, 1, bias=False), _bn(stem), nn.ReLU6(inplace=True))
+        # (stage, kernel, stride, expand, cin, cout) per block: what distillation maps a student onto its teacher by
+        self.specs = specs = block_specs(STAGES[:out_stage] if stages is None else slim_stages(stem, stages)[:out_stage])
         self.blocks = nn.Sequential(*[MBConv(k, st, e, ci, co) for _, k, st, e, ci, co in specs])
         self.out_channels = specs[-1][-1]
         self.stride = 2 ** (1 + sum(1 for s in specs if s[2] == 2))
