@@ -12,7 +12,7 @@ import sys
 
 from .errors import SiamtrackError
 
-COMMANDS = ["track", "models", "demo", "benchmark", "train", "speed", "export", "tune", "match"]
+COMMANDS = ["track", "models", "demo", "benchmark", "train", "distill", "speed", "export", "tune", "match"]
 
 
 def build_parser():
