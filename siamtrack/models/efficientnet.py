@@ -100,7 +100,8 @@ class EfficientNetLite0(nn.Module):
         self.freeze_bn = freeze_bn
         self.stem = nn.Sequential(nn.Conv2d(3, stem, 3, 2, 1, bias=False), _bn(stem), nn.ReLU6(inplace=True))
         # (stage, kernel, stride, expand, cin, cout) per block: what distillation maps a student onto its teacher by
-        self.specs = specs = block_specs(STAGES[:out_stage] if stages is None else slim_stages(stem, stages)[:out_stage])
+        widths = STAGES if stages is None else slim_stages(stem, stages)
+        self.specs = specs = block_specs(widths[:out_stage])
         self.blocks = nn.Sequential(*[MBConv(k, st, e, ci, co) for _, k, st, e, ci, co in specs])
         self.out_channels = specs[-1][-1]
         self.stride = 2 ** (1 + sum(1 for s in specs if s[2] == 2))

@@ -2,8 +2,8 @@
 
 The student is an experiment YAML whose backbone is a slim EfficientNet-Lite0 (`stem`, `stages`: see
 siamtrack/models/efficientnet.py) and whose neck and head are the teacher's. Distillation trains the student trunk
-only; the teacher's neck and head are copied into the student model unchanged, so the result tracks as it is and is
-then fine-tuned with `siamtrack train --init` on a bank of the student's own features.
+only; the teacher's neck and head are copied into the student model unchanged, so the result tracks as it is.
+(`siamtrack train --init` can fine-tune it further; measured once, that lost accuracy: pretrained/siamrpn_lite.md.)
 
 - Initialisation (`prune_init`): each student block is cut from the teacher block at the same place in the same
   stage (a stage's first blocks, which hold its stride and channel change), keeping the channels the teacher's
