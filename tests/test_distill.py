@@ -98,6 +98,13 @@ def test_resume_matches_an_uninterrupted_run_and_the_student_tracks(tiny, tmp_pa
     assert box.shape == (4,) and np.isfinite(box).all()
     # an existing run is not overwritten without --resume
     assert run(tiny, tmp_path / "full", "--steps", "4") == 2
+    # --init starts a new run from a trained student, not from the pruned teacher (a rate of ~0 keeps its weights)
+    assert run(tiny, tmp_path / "init", "--steps", "1", "--lr", "1e-12", "--init",
+               str(tmp_path / "full" / "last.pth")) == 0
+    started = load_checkpoint(tmp_path / "init" / "last.pth")["model"]
+    for k, v in full["model"].items():
+        if k.endswith("weight"):
+            assert torch.allclose(started[k], v, atol=1e-6), k
 
 
 def test_bad_students_and_teachers_are_refused_in_one_line(tiny, tmp_path, capsys):
@@ -107,3 +114,10 @@ def test_bad_students_and_teachers_are_refused_in_one_line(tiny, tmp_path, capsy
                  str(tiny / "data"), "--out", str(tmp_path / "b"), "--steps", "1"]) == 2
     assert main(["distill", "--config", str(tiny / "slim.yaml"), "--teacher", "nothing.pth", "--data",
                  str(tiny / "data"), "--out", str(tmp_path / "c"), "--steps", "1"]) == 2
+    capsys.readouterr()
+    # --init needs a checkpoint of the student's own architecture, and starts a run rather than resuming one
+    teacher_weights = str(siamtrack.zoo.weights_path("siamrpn-lite"))
+    assert run(tiny, tmp_path / "d", "--steps", "1", "--init", teacher_weights) == 2
+    assert "weights of another model" in capsys.readouterr().err
+    assert run(tiny, tmp_path / "e", "--steps", "1", "--init", teacher_weights, "--resume") == 2
+    assert "pass one of them" in capsys.readouterr().err

@@ -5,9 +5,9 @@ siamtrack/models/efficientnet.py) and whose neck and head are the teacher's. Dis
 only; the teacher's neck and head are copied into the student model unchanged, so the result tracks as it is.
 (`siamtrack train --init` can fine-tune it further; measured once, that lost accuracy: pretrained/siamrpn_lite.md.)
 
-- Initialisation (`prune_init`): each student block is cut from the teacher block at the same place in the same
-  stage (a stage's first blocks, which hold its stride and channel change), keeping the channels the teacher's
-  BatchNorm scales rate highest; a stage's residual stream is chosen once for all its blocks. A student that starts
+- Initialisation (`prune_init`; `--init` starts from an earlier student instead, with a fresh rate schedule): each
+  student block is cut from the teacher block at the same place in the same stage (a stage's first blocks, which
+  hold its stride and channel change), keeping the channels the teacher's BatchNorm scales rate highest; a stage's residual stream is chosen once for all its blocks. A student that starts
   near the teacher's function needs a fraction of the steps that random weights need.
 - Loss: the squared error of the trunk features of the exemplar and the search crops, per channel over the teacher
   features' spread (measured on the first batch), plus the squared error of the teacher's neck and head outputs
@@ -59,6 +59,7 @@ class DistillOptions:
     workers: Optional[int] = None
     seed: Optional[int] = None
     resume: bool = False
+    init: Optional[str] = None               # student weights to start from instead of the pruned teacher
     max_steps: Optional[int] = None          # stop (and save) after this many steps in all; the schedule is --steps
     device: str = "auto"
 
@@ -83,6 +84,9 @@ def add_arguments(p):
     p.add_argument("--workers", type=int, help="data-loading worker processes (default: the config's)")
     p.add_argument("--seed", type=int, help="pair seed (default: the config's train.seed)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pth")
+    p.add_argument("--init", metavar="CKPT", help="start the student from this checkpoint of the student's "
+                                                  "architecture (e.g. an earlier distillation's last.pth) instead "
+                                                  "of cutting it from the teacher; a fresh rate schedule")
     p.add_argument("--max-steps", dest="max_steps", type=int, help="stop (and save last.pth) after this many steps "
                                                                     "in all; the rate schedule stays that of --steps")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
@@ -172,6 +176,8 @@ def distill(o: DistillOptions) -> int:
     device = pick_device(o.device)
     out = Path(o.out or Path("runs") / f"{cfg.name}-distill")
     last = out / "last.pth"
+    if o.init and o.resume:
+        raise ConfigError("--init starts a new run and --resume continues one: pass one of them")
     if last.is_file() and not o.resume:
         raise OutputError(f"{out} already holds a run (last.pth); pass --resume to continue it or choose another --out")
     teacher, t_cfg, _ = load_model(o.teacher, device=device)
@@ -196,6 +202,8 @@ def distill(o: DistillOptions) -> int:
         state.update(blob["distill_state"])
         scale = blob["feature_scale"].to(device)
         print(f"resuming {last} at step {state['step']}", file=sys.stderr)
+    elif o.init:
+        load_weights(student, load_checkpoint(o.init)["model"], o.init)
     else:
         prune_init(student.backbone, teacher.backbone)
     sequences, static, desc = training_data(o.data, o.data_split, o.coco, static_splits=t.static_splits)
