@@ -6,9 +6,10 @@ only; the teacher's neck and head are copied into the student model unchanged, s
 (`siamtrack train --init` can fine-tune it further; measured once, that lost accuracy: pretrained/siamrpn_lite.md.)
 
 - Initialisation (`prune_init`; `--init` starts from an earlier student instead, with a fresh rate schedule): each
-  student block is cut from the teacher block at the same place in the same stage (a stage's first blocks, which
-  hold its stride and channel change), keeping the channels the teacher's BatchNorm scales rate highest; a stage's residual stream is chosen once for all its blocks. A student that starts
-  near the teacher's function needs a fraction of the steps that random weights need.
+  student block is cut from the teacher block at the same place in the same stage (a stage's first blocks, which hold
+  its stride and channel change), keeping the channels the teacher's BatchNorm scales rate highest; a stage's residual
+  stream is chosen once for all its blocks. A student that starts near the teacher's function needs a fraction of the
+  steps that random weights need.
 - Loss: the squared error of the trunk features of the exemplar and the search crops, per channel over the teacher
   features' spread (measured on the first batch), plus the squared error of the teacher's neck and head outputs
   when they read the student's features: what tracking needs is the head's answer, not every channel.
