@@ -112,12 +112,18 @@ def crop_torch(frame_t, centers, sizes, out_size, pad_color):
     return out + pad
 
 
-def crops_to_tensor(crops, device=None):
+def crops_to_tensor(crops, device=None, channels_last=True):
     """(N, H, W, 3) uint8 BGR crops -> (N, 3, H, W) float32 RGB tensor, values 0..255. On the CPU the tensor is
-    channels-last in memory, the layout the inference backend runs in."""
+    channels-last in memory (what the torch backend runs in), or contiguous NCHW with `channels_last` off (what
+    onnxruntime takes without another copy)."""
     if device is not None and torch.device(device).type != "cpu":
         t = torch.from_numpy(crops).to(device)
         return t.permute(0, 3, 1, 2).flip(1).float().contiguous()
     # One single-threaded numpy pass flips BGR to RGB and converts to float: torch's threaded kernels on arrays this
     # small cost several times more, and far more when other processes share the cores.
-    return torch.from_numpy(crops[..., ::-1].astype(np.float32)).permute(0, 3, 1, 2)
+    if channels_last:
+        return torch.from_numpy(crops[..., ::-1].astype(np.float32)).permute(0, 3, 1, 2)
+    n, h, w, _ = crops.shape
+    out = np.empty((n, 3, h, w), dtype=np.float32)
+    np.copyto(out, crops.transpose(0, 3, 1, 2)[:, ::-1], casting="unsafe")
+    return torch.from_numpy(out)

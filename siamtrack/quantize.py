@@ -117,8 +117,8 @@ def quantize_export(fp32_dir, out_dir, sequences, description, crops=64, seed=0)
     template = ort.InferenceSession(str(fp32_dir / FILES["template"]), providers=["CPUExecutionProvider"])
     feeds = []
     for z, x in pairs:
-        zt = crops_to_tensor(z[None]).contiguous().numpy()
-        xt = crops_to_tensor(x[None]).contiguous().numpy()
+        zt = crops_to_tensor(z[None], channels_last=False).numpy()
+        xt = crops_to_tensor(x[None], channels_last=False).numpy()
         kernels = template.run(None, {"z": zt})
         feeds.append({"x": xt, **{name: k for name, k in zip(info["kernels"], kernels)}})
     # Without VNNI (AVX2-only x86) onnxruntime's u8 x s8 kernels multiply-add pairs into 16 bits and can saturate on

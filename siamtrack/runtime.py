@@ -126,6 +126,8 @@ class OnnxBackend:
     """Runs an export folder (template.onnx, track.onnx, backbone.onnx, export.json) with onnxruntime on the CPU."""
 
     name = "onnxruntime"
+    # the graphs take contiguous NCHW crops: the tracker cuts them so, and `_np` then passes them without a copy
+    channels_last = False
 
     def __init__(self, directory, threads=None):
         ort = import_onnxruntime()

@@ -43,6 +43,15 @@ def test_numpy_and_torch_paths_agree():
         assert diff.max() <= 1.0 + 1e-3, diff.max()
 
 
+def test_both_crop_layouts_hold_the_same_rgb_values():
+    crops = np.random.default_rng(2).integers(0, 256, (2, 31, 31, 3), dtype=np.uint8)
+    last = crops_to_tensor(crops)
+    nchw = crops_to_tensor(crops, channels_last=False)
+    assert last.is_contiguous(memory_format=torch.channels_last) and nchw.is_contiguous()
+    assert torch.equal(last, nchw)
+    assert torch.equal(nchw[1, 0], torch.from_numpy(crops[1, :, :, 2]).float())   # channel 0 is red: BGR flipped
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.floats(-500, 800), st.floats(-500, 800), st.floats(1, 2000), st.sampled_from([127, 255, 31]),
        st.integers(1, 300), st.integers(1, 300))

@@ -127,7 +127,8 @@ class Tracker:
         buf = self._crop_buffers.get(key)
         buf = crop_batch_numpy(prepared, centers, sizes, out_size, pad_bgr, out=buf)
         self._crop_buffers[key] = buf
-        return crops_to_tensor(buf, self.device)
+        # the memory layout the backend runs in (onnxruntime: NCHW; torch: channels-last)
+        return crops_to_tensor(buf, self.device, getattr(self.model, "channels_last", True))
 
     @staticmethod
     def _frame_mean(frame):
