@@ -4,6 +4,10 @@
 - `track.onnx`: x (N, 3, s, s), kernel0 (N, ...)[, kernel1 ...] -> output0[, output1]. The exemplar features are
   inputs of this graph, one per search crop (the caller repeats a target's kernels over its scales), so no weights
   are built at run time and the batch N is dynamic: one graph serves any number of targets and scales.
+- `track1.onnx`: the track graph for one search crop (N = 1, the common case of one target at one scale), whose
+  correlations are plain convolutions taking the kernels as weights: one Conv node each instead of a sum of shifted
+  products (about 200 nodes for a 7x7 kernel in two branches), which onnxruntime pays for per node. The backend runs
+  it whenever N is 1; exports without it (version 1) still load and use `track.onnx`.
 - `backbone.onnx`: x -> search features, so the speed command can time the backbone apart from the head.
 - `export.json`: the experiment config, the stride and the graph layout.
 
@@ -30,9 +34,12 @@ from .models import correlation
 from .models.fuse import fold_siamese
 
 FORMAT = "siamtrack-onnx"
-VERSION = 1
+VERSION = 2
 INFO_FILE = "export.json"
-FILES = {"template": "template.onnx", "track": "track.onnx", "backbone": "backbone.onnx"}
+FILES = {"template": "template.onnx", "track": "track.onnx", "track_single": "track1.onnx",
+         "backbone": "backbone.onnx"}
+# what an export folder must hold (version 1 exports have no track_single)
+REQUIRED = ("template", "track", "backbone")
 OPSET = 17
 
 
@@ -79,22 +86,42 @@ def xcorr_upchannel_static(x, z, out_channels):
     return out
 
 
+# One search crop and its kernels (batch 1 on both sides): the kernels become Conv weights of static shape.
+def xcorr_naive_single(x, z):
+    return F.conv2d(x, z)
+
+
+def xcorr_depthwise_single(x, z):
+    c, h, w = _static(x.shape[1], *z.shape[2:])
+    return F.conv2d(x, z.reshape(c, 1, h, w), groups=c)
+
+
+def xcorr_upchannel_single(x, z, out_channels):
+    c, h, w = _static(x.shape[1], *z.shape[2:])
+    return F.conv2d(x, z.reshape(out_channels, c, h, w))
+
+
 # keyed by identity: the module globals scanned below need not be hashable
 _STATIC = {id(correlation.xcorr_naive): xcorr_naive_static,
            id(correlation.xcorr_depthwise): xcorr_depthwise_static,
            id(correlation.xcorr_upchannel): xcorr_upchannel_static}
+_SINGLE = {id(correlation.xcorr_naive): xcorr_naive_single,
+           id(correlation.xcorr_depthwise): xcorr_depthwise_single,
+           id(correlation.xcorr_upchannel): xcorr_upchannel_single}
 
 
 @contextmanager
-def export_correlation():
+def export_correlation(single=False):
     """Temporarily replace the correlation functions (wherever siamtrack modules imported them) with the static-group
-    versions above. Requires kernels with the same batch as the search features, which TrackGraph guarantees."""
+    versions above, or with `single` the batch-1 ones. Requires kernels with the same batch as the search features,
+    which TrackGraph guarantees."""
+    table = _SINGLE if single else _STATIC
     patched = []
     for name, mod in list(sys.modules.items()):
         if not name.startswith("siamtrack.") or mod is None:
             continue
         for attr, value in list(vars(mod).items()):
-            static = _STATIC.get(id(value))
+            static = table.get(id(value))
             if static is not None and mod is not sys.modules[__name__]:
                 patched.append((mod, attr, value))
                 setattr(mod, attr, static)
@@ -138,8 +165,8 @@ class BackboneGraph(nn.Module):
         return self.model.embed(x)
 
 
-def _export(module, args, path, input_names, output_names):
-    axes = {n: {0: "batch"} for n in input_names + output_names}
+def _export(module, args, path, input_names, output_names, dynamic=True):
+    axes = {n: {0: "batch"} for n in input_names + output_names} if dynamic else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the legacy exporter's deprecation and tracer notices
         torch.onnx.export(module, args, str(path), dynamo=False, input_names=input_names, output_names=output_names,
@@ -147,7 +174,7 @@ def _export(module, args, path, input_names, output_names):
 
 
 def export_onnx(model, cfg, out_dir) -> Path:
-    """Write the three graphs and export.json into `out_dir` (created; existing export files are replaced)."""
+    """Write the four graphs and export.json into `out_dir` (created; existing export files are replaced)."""
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise OutputError(f"--out {out_dir} exists and is not a folder")
@@ -169,6 +196,9 @@ def export_onnx(model, cfg, out_dir) -> Path:
         _export(TrackGraph(model, kernels_tuple), (x, *kernels), out_dir / FILES["track"], ["x"] + kernel_names,
                 output_names)
         _export(BackboneGraph(model), (x,), out_dir / FILES["backbone"], ["x"], ["features"])
+    with export_correlation(single=True):
+        _export(TrackGraph(model, kernels_tuple), (x[:1], *(k[:1] for k in kernels)), out_dir / FILES["track_single"],
+                ["x"] + kernel_names, output_names, dynamic=False)
     info = {"format": FORMAT, "version": VERSION, "config": cfg.to_dict(), "stride": int(model.stride),
             "kernels_tuple": kernels_tuple, "outputs_tuple": outputs_tuple,
             "kernels": kernel_names, "outputs": output_names, "files": FILES, "opset": OPSET}
@@ -178,14 +208,14 @@ def export_onnx(model, cfg, out_dir) -> Path:
 
 def is_export_dir(path) -> bool:
     path = Path(path)
-    return path.is_dir() and (path / INFO_FILE).is_file() and all((path / f).is_file() for f in FILES.values())
+    return path.is_dir() and (path / INFO_FILE).is_file() and all((path / FILES[f]).is_file() for f in REQUIRED)
 
 
 def read_export_info(path) -> dict:
     path = Path(path)
     if not is_export_dir(path):
         raise SiamtrackError(f"{path} is not a siamtrack ONNX export (needs {INFO_FILE} and "
-                             f"{', '.join(FILES.values())}); write one with `siamtrack export`")
+                             f"{', '.join(FILES[f] for f in REQUIRED)}); write one with `siamtrack export`")
     try:
         info = json.loads((path / INFO_FILE).read_text())
     except (json.JSONDecodeError, OSError) as e:

@@ -22,7 +22,7 @@ import numpy as np
 from .crops import crop_numpy, crops_to_tensor, exemplar_size
 from .errors import SiamtrackError
 
-QUANTIZED = ("track", "backbone")
+QUANTIZED = ("track", "track_single", "backbone")
 # Convolutions, and the activations and residual sums between them, so that whole blocks stay int8 (a float Clip
 # between two quantized convolutions costs a dequantize + quantize pair).
 QUANTIZED_OPS = ("Conv", "Clip", "Relu", "Add", "MatMul", "Gemm")
@@ -87,11 +87,14 @@ def train_sequences(root, limit=None):
 
 
 def _correlation_nodes(path):
-    """Names of the head's Mul / Add nodes: the exported depthwise correlation (a sum of shifted products of two
-    activations) stays float."""
+    """Names of the head's correlation nodes, which stay float: the Mul / Add nodes of the exported depthwise
+    correlation (a sum of shifted products of two activations) and, in the batch-1 graph, the Conv nodes whose
+    weights are the exemplar's kernels rather than constants."""
     import onnx
     graph = onnx.load(str(path)).graph
-    return [n.name for n in graph.node if n.op_type in ("Mul", "Add") and n.name.startswith("/head/")]
+    constants = {t.name for t in graph.initializer}
+    return [n.name for n in graph.node if n.name.startswith("/head/") and
+            (n.op_type in ("Mul", "Add") or (n.op_type == "Conv" and n.input[1] not in constants))]
 
 
 class _Reader:
@@ -131,7 +134,9 @@ def quantize_export(fp32_dir, out_dir, sequences, description, crops=64, seed=0)
     tmp.mkdir(parents=True)
     shutil.copy(fp32_dir / FILES["template"], tmp / FILES["template"])
     for part in QUANTIZED:
-        graph_feeds = feeds if part == "track" else [{"x": f["x"]} for f in feeds]
+        if part not in info["files"]:
+            continue   # a version 1 export has no batch-1 graph
+        graph_feeds = [{"x": f["x"]} for f in feeds] if part == "backbone" else feeds
         # onnxruntime's own pre-processing (graph optimisation, shape inference) lets the quantizer see fused
         # Conv + activation nodes and their shapes
         pre = tmp / ("pre-" + FILES[part])

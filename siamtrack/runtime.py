@@ -6,7 +6,8 @@ are torch tensors or tuples of them, as the model's head returns them; outputs a
 
 - `TorchBackend`: eval mode, BatchNorm folded into the convolutions, channels-last, inference mode, and bf16 autocast
   when the CPU has native bf16 (checked at run time; otherwise fp32 with a warning, because emulated bf16 is slower).
-- `OnnxBackend`: the graphs written by `siamtrack.export`, run by onnxruntime (an optional extra, imported lazily);
+- `OnnxBackend`: the graphs written by `siamtrack.export` (the batch-1 track graph for a single search crop), run by
+  onnxruntime (an optional extra, imported lazily);
   with precision int8, those graphs statically quantized (siamtrack.quantize).
 """
 from __future__ import annotations
@@ -123,7 +124,8 @@ def import_onnxruntime():
 
 
 class OnnxBackend:
-    """Runs an export folder (template.onnx, track.onnx, backbone.onnx, export.json) with onnxruntime on the CPU."""
+    """Runs an export folder (template.onnx, track.onnx, track1.onnx where present, backbone.onnx, export.json) with
+    onnxruntime on the CPU."""
 
     name = "onnxruntime"
     # the graphs take contiguous NCHW crops: the tracker cuts them so, and `_np` then passes them without a copy
@@ -144,9 +146,13 @@ class OnnxBackend:
         def session(name):
             return ort.InferenceSession(str(self.directory / name), opts, providers=["CPUExecutionProvider"])
 
-        self._template = session(self.info["files"]["template"])
-        self._track = session(self.info["files"]["track"])
-        self._backbone = session(self.info["files"]["backbone"])
+        files = self.info["files"]
+        self._template = session(files["template"])
+        self._track = session(files["track"])
+        self._backbone = session(files["backbone"])
+        # the batch-1 track graph, where the export has it (version 2 on): correlations as single Conv nodes
+        single = files.get("track_single")
+        self._track_single = session(single) if single and (self.directory / single).is_file() else None
         self.device = torch.device("cpu")
         self.precision = self.info.get("precision", "fp32")
         # The export fixes the crop sides (static shapes keep onnxruntime's kernels fast): {input name: side or None}
@@ -186,7 +192,8 @@ class OnnxBackend:
             flat = [t.repeat_interleave(n // k, dim=0) for t in flat]
         feeds = {"x": self._np(x)}
         feeds.update({f"kernel{i}": self._np(t) for i, t in enumerate(flat)})
-        outs = [torch.from_numpy(o) for o in self._track.run(None, feeds)]
+        graph = self._track_single if n == 1 and self._track_single is not None else self._track
+        outs = [torch.from_numpy(o) for o in graph.run(None, feeds)]
         return outs[0] if not self.info["outputs_tuple"] else tuple(outs)
 
 

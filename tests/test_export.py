@@ -103,6 +103,12 @@ def test_graphs_match_torch(config, tmp_path):
         _close(ort_net.track(x, got_kernels), want)
         with torch.no_grad():
             _close(ort_net.embed(x), model.embed(x))
+    # one crop runs the batch-1 graph (correlations as Conv nodes); an export without it (version 1) still tracks
+    assert ort_net._track_single is not None
+    (tmp_path / "track1.onnx").unlink()
+    old = OnnxBackend(tmp_path)
+    assert old._track_single is None
+    _close(old.track(x, got_kernels), want)
 
 
 def _play(tracker, frames, boxes):

@@ -13,8 +13,8 @@ HELP = "export a model as ONNX graphs (template, track, backbone) for onnxruntim
 def add_arguments(p):
     p.add_argument("--model", required=True, help="model name (see `siamtrack models`) or checkpoint path")
     p.add_argument("--format", choices=["onnx"], default="onnx")
-    p.add_argument("--out", required=True, help="folder to write template.onnx, track.onnx, backbone.onnx and "
-                   f"{INFO_FILE} into")
+    p.add_argument("--out", required=True, help="folder to write template.onnx, track.onnx, track1.onnx, "
+                   f"backbone.onnx and {INFO_FILE} into")
     p.add_argument("--overwrite", action="store_true", help="replace an export already in --out")
 
 
