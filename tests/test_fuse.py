@@ -53,6 +53,25 @@ def test_folded_siamese_matches(config):
         assert torch.allclose(a, b, rtol=1e-3, atol=1e-3 * float(b.abs().max()))
 
 
+def test_input_normalisation_folds_into_the_stem_exactly():
+    from siamtrack.models.efficientnet import EfficientNetLite0
+    torch.manual_seed(0)
+    trunk = _randomise_bn(EfficientNetLite0(out_stage=3))
+    folded = fold_batchnorm(trunk, lambda m: m(torch.zeros(1, 3, 127, 127)))
+    before = folded.stem[0].weight.clone()
+    folded.fold_input_normalisation()
+    folded.fold_input_normalisation()   # a second call changes nothing
+    assert folded.input_folded and folded.stem[0].padding == (0, 0)
+    assert torch.allclose(folded.stem[0].weight, before / 128)
+    for side in (127, 255):
+        # the borders matter most: the stem's padding must still read as grey (127) pixels
+        x = torch.rand(2, 3, side, side) * 255
+        with torch.no_grad():
+            want, got = trunk(x), folded(x)
+        assert got.shape == want.shape
+        assert torch.allclose(got, want, rtol=1e-4, atol=1e-4 * float(want.abs().max()))
+
+
 class _Shared(nn.Module):
     """conv -> bn, but the conv output is also read by another module: folding would change `side`."""
 

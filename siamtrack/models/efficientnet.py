@@ -98,6 +98,7 @@ class EfficientNetLite0(nn.Module):
             raise ValueError("a slim trunk (stages) has no ImageNet weights or classifier")
         self.out_stage = out_stage
         self.freeze_bn = freeze_bn
+        self.input_folded = False    # see fold_input_normalisation
         self.stem = nn.Sequential(nn.Conv2d(3, stem, 3, 2, 1, bias=False), _bn(stem), nn.ReLU6(inplace=True))
         # (stage, kernel, stride, expand, cin, cout) per block: what distillation maps a student onto its teacher by
         widths = STAGES if stages is None else slim_stages(stem, stages)
@@ -122,9 +123,27 @@ class EfficientNetLite0(nn.Module):
     def forward(self, x: torch.Tensor, start: int = 0, stop: int | None = None) -> torch.Tensor:
         """Crops -> features. `start`/`stop` run only blocks[start:stop]; with start > 0, x is the output of block
         start - 1 (training on a cache of a frozen first part of the trunk, siamtrack/train/trunk_cache.py)."""
-        if start == 0:
+        if start == 0 and self.input_folded:
+            x = self.stem(F.pad(x, (BORDER + 1,) * 4, value=127.0))
+        elif start == 0:
             x = self.stem(F.pad((x - 127.0) / 128.0, (BORDER,) * 4))
         return self.blocks[start:stop](x)
+
+    @torch.no_grad()
+    def fold_input_normalisation(self):
+        """For inference (after BatchNorm folding): merge (x - 127) / 128 into the stem convolution, in place. The grey
+        border and the stem's own zero padding are both 127 before normalisation, so the crop is padded by
+        BORDER + 1 pixels of 127 and the stem convolves without padding: the same function, two fewer passes over
+        the crop (a subtraction and a division, about 0.13 ms a frame in onnxruntime here)."""
+        conv = self.stem[0]
+        if self.input_folded or conv.padding != (1, 1):
+            return
+        w = conv.weight.double()
+        b = conv.bias.double() if conv.bias is not None else torch.zeros(w.shape[0], dtype=torch.float64)
+        conv.weight.copy_((w / 128.0).to(conv.weight.dtype))
+        conv.bias = nn.Parameter((b - 127.0 / 128.0 * w.sum(dim=(1, 2, 3))).to(conv.weight.dtype))
+        conv.padding = (0, 0)
+        self.input_folded = True
 
     def classify(self, x: torch.Tensor) -> torch.Tensor:
         """ImageNet logits (N, 1000) for RGB 0..255 images."""

@@ -1,4 +1,5 @@
-"""Inference-time rewrites of a trained model: BatchNorm folded into the convolution that feeds it.
+"""Inference-time rewrites of a trained model: BatchNorm folded into the convolution that feeds it, and a trunk's
+input normalisation into its first convolution.
 
 In eval mode a BatchNorm is a per-channel affine map with frozen statistics, so it can be merged into the weights and
 bias of the convolution before it, which removes one full pass over every feature map. The pairs are found from the
@@ -83,7 +84,8 @@ def fold_batchnorm(model: nn.Module, run) -> nn.Module:
 
 
 def fold_siamese(model, exemplar_size: int, search_size: int, device=None) -> nn.Module:
-    """`fold_batchnorm` for a SiameseNet, tracing its exemplar branch, search branch and head on zero crops."""
+    """`fold_batchnorm` for a SiameseNet, tracing its exemplar branch, search branch and head on zero crops, then each
+    trunk's `fold_input_normalisation` where it has one."""
     device = device or next(model.parameters()).device
 
     def run(m):
@@ -91,4 +93,9 @@ def fold_siamese(model, exemplar_size: int, search_size: int, device=None) -> nn
         m.track(torch.zeros(1, 3, search_size, search_size, device=device), kernels)
         m.kernels = None
 
-    return fold_batchnorm(model, run)
+    model = fold_batchnorm(model, run)
+    # a trunk that normalises its input can merge that into its first convolution too (EfficientNet-Lite0's)
+    for m in model.modules():
+        if hasattr(m, "fold_input_normalisation"):
+            m.fold_input_normalisation()
+    return model
