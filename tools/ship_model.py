@@ -1,7 +1,8 @@
-"""Ship a trained model: copy a run's best checkpoint into pretrained/ (weights, config and meta only), draw its loss
+"""Ship a trained (or distilled) model: copy a run's best checkpoint into pretrained/ (weights, config and meta only), draw its loss
 curve, and write the facts part of its model card.
 
     python tools/ship_model.py --run runs/siamrpn_lite --name siamrpn-lite [--fp16] [--bench val.json]
+    python tools/ship_model.py --run runs/siamrpn_slim-distill --checkpoint last.pth --name siamrpn-slim
 
 The card gets the data, pairs seen, epochs, wall time, hardware, validation history, the benchmark numbers from a
 `siamtrack benchmark --json` file, and the sha256 that `siamtrack.load_tracker` checks. Prose (what the numbers
@@ -57,9 +58,11 @@ def portable(meta):
     meta = fix(meta)
     cmd = str(meta.get("command", "")).split()
     if cmd:
-        # argv[0] is the `siamtrack` script (then the `train` subcommand) or siamtrack/train/__main__.py (torchrun)
-        rest = cmd[2:] if cmd[1:2] == ["train"] else cmd[1:]
-        meta["command"] = " ".join(["siamtrack", "train"] + [fix(c) for c in rest])
+        # argv[0] is the `siamtrack` script (then the `train` or `distill` subcommand) or
+        # siamtrack/train/__main__.py (torchrun, training)
+        sub = cmd[1] if cmd[1:2] in (["train"], ["distill"]) else "train"
+        rest = cmd[2:] if cmd[1:2] == [sub] else cmd[1:]
+        meta["command"] = " ".join(["siamtrack", sub] + [fix(c) for c in rest])
     return meta
 
 
@@ -93,8 +96,11 @@ def main(argv=None):
              f"- weights: `{weights.name}` ({weights.stat().st_size / 1e6:.1f} MB, "
              f"{'float16' if args.fp16 else 'float32'})",
              f"- sha256: `{digest}`",
-             f"- trained: {meta.get('epochs')} epochs, {meta.get('steps')} steps, {meta.get('pairs_seen')} pairs, "
-             f"{meta.get('wall_s', 0) / 3600:.2f} h of training wall time",
+             (f"- distilled from `{meta['distilled_from']}`: {meta.get('distill_steps')} steps, "
+              f"{meta.get('pairs_seen')} pairs, {meta.get('wall_s', 0) / 3600:.2f} h of wall time"
+              if meta.get("distilled_from") else
+              f"- trained: {meta.get('epochs')} epochs, {meta.get('steps')} steps, {meta.get('pairs_seen')} pairs, "
+              f"{meta.get('wall_s', 0) / 3600:.2f} h of training wall time"),
              f"- hardware: `{json.dumps(meta.get('hardware'))}`",
              f"- data: `{json.dumps(meta.get('data'))}`",
              f"- command: `{meta.get('command')}`",
