@@ -12,10 +12,12 @@ from pathlib import Path
 
 from .errors import CheckpointError, ConfigError
 
-# name -> file stem; order is preference for the default model: best val AUC first (on ../shared/data/sot val,
-# one-pass through the default torch backend: siamrpn-lite 0.628, siamfc-alexnet 0.500; see their model cards).
+# name -> file stem; order is preference for the default model: best val AUC first (the full val of ../sot-all,
+# one-pass through the default torch backend, session 13: siamrpn-lite 0.597, siamrpn-slim 0.589 (level within the
+# noise, and 2-4x faster), siamfc-alexnet behind on every val split; see their model cards).
 MODELS = {
     "siamrpn-lite": "siamrpn_lite",
+    "siamrpn-slim": "siamrpn_slim",
     "siamfc-alexnet": "siamfc_alexnet",
     "siamrpn-alexnet": "siamrpn_alexnet",
 }

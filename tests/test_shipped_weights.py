@@ -3,7 +3,8 @@ tracks a real `val` sequence far better than the same architecture with untraine
 
 "Untrained" keeps what the model did not learn here: siamfc-alexnet is trained from scratch, so its baseline is the
 whole network at random init; siamrpn-lite's trunk is ImageNet's and stays frozen, so its baseline keeps that trunk
-and re-initialises only the neck and head. Skipped when the weights or ../shared are absent.
+and re-initialises only the neck and head; siamrpn-slim's trunk is distilled here and its neck and head are
+siamrpn-lite's, so its baseline re-initialises the trunk. Skipped when the weights or ../shared are absent.
 """
 import numpy as np
 import pytest
@@ -34,7 +35,12 @@ def _mean_iou(tracker, seq):
 
 def _untrained(model, name):
     torch.manual_seed(0)
-    parts = [model] if name == "siamfc-alexnet" else [m for m in (model.neck, model.head) if m is not None]
+    if name == "siamfc-alexnet":
+        parts = [model]
+    elif name == "siamrpn-slim":
+        parts = [model.backbone]      # the distilled part; its neck and head are siamrpn-lite's
+    else:
+        parts = [m for m in (model.neck, model.head) if m is not None]
     for part in parts:
         for m in part.modules():
             if m is not part and hasattr(m, "reset_parameters"):
@@ -42,7 +48,7 @@ def _untrained(model, name):
     return model
 
 
-@pytest.mark.parametrize("name", ["siamfc-alexnet", "siamrpn-lite"])
+@pytest.mark.parametrize("name", ["siamfc-alexnet", "siamrpn-lite", "siamrpn-slim"])
 def test_shipped_weights_track_far_better_than_untrained(name, shared):
     path = zoo.weights_path(name)
     if not path.is_file():
