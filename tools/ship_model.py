@@ -1,5 +1,5 @@
-"""Ship a trained (or distilled) model: copy a run's best checkpoint into pretrained/ (weights, config and meta only), draw its loss
-curve, and write the facts part of its model card.
+"""Ship a trained (or distilled) model: copy a run's checkpoint into pretrained/ (weights, config and meta only),
+draw its loss curve, and write the facts part of its model card.
 
     python tools/ship_model.py --run runs/siamrpn_lite --name siamrpn-lite [--fp16] [--bench val.json]
     python tools/ship_model.py --run runs/siamrpn_slim-distill --checkpoint last.pth --name siamrpn-slim
@@ -60,9 +60,9 @@ def portable(meta):
     if cmd:
         # argv[0] is the `siamtrack` script (then the `train` or `distill` subcommand) or
         # siamtrack/train/__main__.py (torchrun, training)
-        sub = cmd[1] if cmd[1:2] in (["train"], ["distill"]) else "train"
-        rest = cmd[2:] if cmd[1:2] == [sub] else cmd[1:]
-        meta["command"] = " ".join(["siamtrack", sub] + [fix(c) for c in rest])
+        sub = cmd[1] if cmd[1:2] in (["train"], ["distill"]) else None
+        rest = cmd[2:] if sub else cmd[1:]
+        meta["command"] = " ".join(["siamtrack", sub or "train"] + [fix(c) for c in rest])
     return meta
 
 

@@ -12,6 +12,7 @@ count (torch's and OpenCV's), and our speed is reported as a ratio of theirs.
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
 import time
 
@@ -203,12 +204,12 @@ def measure_ours(opts: SpeedOptions, frames, gt, loaded=None) -> dict:
     # The timed pass runs nothing between frames but the frame loop, as the peers' passes do: timing the backbone
     # or sampling the GEMM rate between frames cooled the caches and the backend's threads and added 1.5 ms a frame
     # to a 3.4 ms tracker (session 13). Both are measured afterwards, on the crops of the last frames.
-    rows, crops = [], []
+    rows, crops = [], collections.deque(maxlen=_REPLAY)
     boxes = initial_boxes(gt[0], opts.targets, width, height)
     for step in track(tracker, _frames(frames, "speed frames"), boxes):
         if step.index > opts.warmup:
             rows.append((crop.seconds, timed.track.seconds, step.seconds))
-            crops = (crops + [_last_crops(timed)])[-_REPLAY:]
+            crops.append(_last_crops(timed))
         crop.seconds = timed.track.seconds = 0.0
     probes = {"fp32": GemmProbe(torch.float32)}
     if native_bf16_supported("cpu"):
