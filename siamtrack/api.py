@@ -23,10 +23,12 @@ def make_tracker(model, cfg, device, **kwargs):
     raise ConfigError(f"unknown tracker type {kind!r}")
 
 
-def load_tracker(name_or_path=None, device="auto", backend="torch", precision="fp32", **kwargs):
+def load_tracker(name_or_path=None, device="auto", backend="auto", precision="auto", **kwargs):
     """A ready tracker: `load_tracker("siamfc-alexnet")` or `load_tracker("run/best.pth", device="cpu")`.
-    With no name, the best shipped model. `backend` "torch" (BatchNorm folded, channels-last; `precision` fp32 or
-    bf16) or "onnxruntime" (exports into a cache the first time; also accepts a `siamtrack export` folder).
+    With no name, the default shipped model. `backend` "auto" (onnxruntime int8 on a CPU where onnxruntime is
+    installed, else torch fp32: runtime.resolve_backend), "torch" (BatchNorm folded, channels-last; `precision`
+    fp32 or bf16) or "onnxruntime" (fp32 or int8; exports, and quantizes, into a cache the first time; also accepts
+    a `siamtrack export` folder).
     An OpenCV baseline name (opencv-mil, opencv-nano, ...) gives that baseline; `kwargs` then name its model files
     (nano_backbone, nano_head, vit_net) and the model arguments do not apply."""
     if is_opencv_name(name_or_path):

@@ -22,7 +22,7 @@ from .device import pick_device
 from .errors import CheckpointError, ConfigError
 from .export import VERSION as EXPORT_VERSION, export_onnx, is_export_dir, read_export_info
 from .models import build_model
-from .runtime import OnnxBackend, TorchBackend, check_precision, import_onnxruntime
+from .runtime import OnnxBackend, TorchBackend, check_precision, import_onnxruntime, resolve_backend
 
 
 def without_pretrained(model_cfg):
@@ -93,18 +93,22 @@ def read_checkpoint(name_or_path, want_digest=False):
     return path, digest, blob
 
 
-def load_model(name_or_path, device="auto", backend=None, precision="fp32", random_init=False, seed=0):
+def load_model(name_or_path, device="auto", backend=None, precision="auto", random_init=False, seed=0):
     """-> (model, ExperimentConfig, checkpoint meta). Without `backend` the model is the SiameseNet in eval mode on the
-    device; with "torch" or "onnxruntime" it comes wrapped in that backend (onnxruntime also takes an export folder).
+    device; with "auto", "torch" or "onnxruntime" it comes wrapped in that backend (`runtime.resolve_backend` says
+    what "auto" runs; onnxruntime also takes an export folder).
     `random_init`: `name_or_path` is a zoo name or an experiment YAML, and the weights are random (seeded)."""
-    if backend is not None:
-        check_precision(backend, precision)
-    if backend == "onnxruntime" and is_export_dir(name_or_path):
+    dev = pick_device(device)
+    if backend in ("auto", "onnxruntime") and is_export_dir(name_or_path):
+        # an export folder runs on onnxruntime only, at its own precision unless told otherwise
+        own = read_export_info(name_or_path).get("precision", "fp32")
+        _, precision = resolve_backend("onnxruntime", own if precision == "auto" else precision, dev)
         directory = name_or_path
         if precision == "int8" and read_export_info(directory).get("precision", "fp32") != "int8":
             directory = int8_export(directory)
         return OnnxBackend(directory), config_from_dict(read_export_info(directory)["config"]), {}
-    dev = pick_device(device)
+    if backend is not None:
+        backend, precision = resolve_backend(backend, precision, dev)
     if random_init:
         source = zoo.config_path(name_or_path) if name_or_path in zoo.MODELS else name_or_path
         cfg, digest, meta = load_config(source), None, {}

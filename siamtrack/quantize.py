@@ -33,7 +33,8 @@ def _import_quantization():
     try:
         from onnxruntime import quantization
     except ImportError:
-        raise SiamtrackError("the int8 backend needs the optional extra: pip install 'siamtrack[export]'") from None
+        raise SiamtrackError("the int8 backend needs onnxruntime, which did not import: "
+                             "pip install onnx onnxruntime") from None
     return quantization
 
 

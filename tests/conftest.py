@@ -22,6 +22,13 @@ def shared():
 
 
 @pytest.fixture(scope="session", autouse=True)
+def _own_cache(tmp_path_factory):
+    # The default backend exports and quantizes each model into the cache on first use: the suite uses a cache of
+    # its own (inherited by the CLI subprocesses), so it neither reads nor leaves anything in the user's.
+    os.environ["SIAMTRACK_CACHE"] = str(tmp_path_factory.mktemp("siamtrack-cache"))
+
+
+@pytest.fixture(scope="session", autouse=True)
 def _few_threads():
     # The suite shares two cores; one thread keeps parallel test processes from thrashing.
     torch.set_num_threads(1)

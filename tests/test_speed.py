@@ -20,8 +20,11 @@ def _speed(tmp_path, *extra):
     out = tmp_path / "speed.json"
     # one round unless the test compares (rounds only matter beside a peer)
     rounds = [] if "--compare" in extra else ["--rounds", "1"]
+    # the torch backend: a random-init model has no digest to cache an onnxruntime export under, so the default
+    # backend would export and quantize it afresh in every call (the default is timed below, on shipped weights)
+    backend = [] if "--backend" in extra else ["--backend", "torch"]
     rc = main(["speed", "--model", "siamfc-alexnet", "--random-init", "--frames", "5", "--warmup", "1",
-               "--threads", "1", "--json", str(out), *rounds, *extra])
+               "--threads", "1", "--json", str(out), *rounds, *backend, *extra])
     assert rc == 0
     return json.loads(out.read_text())
 
@@ -86,6 +89,21 @@ def test_speed_refuses_to_overwrite_json(tmp_path, capsys):
     assert main(["speed", "--model", "siamfc-alexnet", "--random-init", "--json", str(out)]) == 2
     assert out.read_text() == "{}"
 
+
+
+def test_speed_defaults_to_the_default_model_and_backend(tmp_path):
+    from siamtrack import zoo
+    from siamtrack.errors import CheckpointError
+    pytest.importorskip("onnxruntime")
+    try:
+        name = zoo.default_model()
+    except CheckpointError:
+        pytest.skip("no shipped weights")
+    out = tmp_path / "speed.json"
+    assert main(["speed", "--frames", "5", "--warmup", "1", "--rounds", "1", "--frame-size", "320x240",
+                 "--json", str(out)]) == 0
+    r = json.loads(out.read_text())
+    assert (r["model"], r["backend"], r["precision"]) == (name, "onnxruntime", "int8")
 
 
 def test_speed_times_the_tracking_step_when_extra_targets_get_lost(tmp_path):

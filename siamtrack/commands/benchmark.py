@@ -8,9 +8,8 @@ import sys
 
 from ..data.datasets import FORMATS
 from ..errors import ConfigError, DatasetError
-from ..runtime import BACKENDS, PRECISIONS
 from ..trackers.opencv import NAMES as OPENCV_NAMES
-from .options import add_opencv_files, opencv_files
+from .options import add_backend_options, add_opencv_files, opencv_files
 
 HELP = "evaluate trackers one-pass on OTB / GOT-10k / LaSOT / UAV123 folders (toolkit metrics, JSON, report)"
 
@@ -34,10 +33,7 @@ def add_arguments(p):
                    help="copy these shard result folders into --results before scoring")
     add_opencv_files(p)
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] for our models")
-    p.add_argument("--backend", default="torch", choices=BACKENDS,
-                   help="inference backend for our models (onnxruntime needs the export extra)")
-    p.add_argument("--precision", default="fp32", choices=PRECISIONS,
-                   help="fp32; bf16 (torch backend, where the hardware has native bf16); int8 (onnxruntime backend, statically quantized)")
+    add_backend_options(p)
     p.add_argument("--max-frames", type=int, default=None, help="evaluate only the first N frames of each sequence")
     p.add_argument("--init-jitter", type=int, default=0, metavar="K",
                    help="also track every sequence K more times (up to 12) from the first box shifted by 10 %% or "
@@ -62,6 +58,8 @@ def parse_shard(text):
 def run(args):
     from ..data.datasets import detect_format, open_dataset
     from ..device import pick_device
+    from ..export import is_export_dir
+    from ..runtime import resolve_backend
     from ..eval import results as R
     from ..eval.bench import SRE_JITTERS, TrackerSpec, run_tracker, score_runs, set_thread_budget
     from ..device import cpu_info, library_versions
@@ -93,9 +91,16 @@ def run(args):
         names = R.trackers_in(args.results) if args.merge else [m["name"] for m in zoo.list_models() if m["present"]]
         if not names:
             raise ConfigError("no trackers to evaluate: pass --trackers (no shipped weights are present)")
-    device = str(pick_device(args.device))
-    specs = [TrackerSpec(n, device, backend=args.backend, precision=args.precision, **opencv_files(args))
-             for n in names]
+    device = pick_device(args.device)
+
+    def backend_of(name):
+        # concrete names, so that the setup recorded beside the results says what ran; an export folder keeps
+        # "auto" (the loader runs it at its own precision, and its files' digests are recorded)
+        if is_export_dir(name):
+            return {"backend": args.backend, "precision": args.precision}
+        return dict(zip(("backend", "precision"), resolve_backend(args.backend, args.precision, device)))
+
+    specs = [TrackerSpec(n, str(device), **backend_of(n), **opencv_files(args)) for n in names]
     labels = [s.label for s in specs]
     if len(set(labels)) != len(labels):
         raise ConfigError(f"two trackers would share one results folder: {', '.join(labels)}")
@@ -112,7 +117,7 @@ def run(args):
     n_frames = sum(len(s) if args.max_frames is None else min(len(s), args.max_frames) for s in seqs)
     dataset = {"root": str(args.root), "format": fmt, "split": args.split, "sequences": len(seqs),
                "frames": n_frames, "runs": runs}
-    machine = {"device": device, "threads": threads, "cpu": cpu_info()["model"], "libraries": library_versions()}
+    machine = {"device": str(device), "threads": threads, "cpu": cpu_info()["model"], "libraries": library_versions()}
     print(markdown_table(scores))
     if runs > 1:
         print(f"mean over {runs} runs (the plain one-pass run and {runs - 1} from a shifted or scaled first box); "

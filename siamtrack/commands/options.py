@@ -1,7 +1,18 @@
 """Command-line options that several sub-commands share."""
 from __future__ import annotations
 
+from ..runtime import BACKENDS, PRECISIONS
 from ..trackers.opencv import NANO_ENV, VIT_ENV
+
+
+def add_backend_options(p):
+    """--backend and --precision of our models (`runtime.resolve_backend` says what "auto" runs)."""
+    p.add_argument("--backend", default="auto", choices=BACKENDS,
+                   help="inference backend: auto (default: onnxruntime int8 on a CPU where onnxruntime is installed, "
+                        "else torch fp32), torch or onnxruntime")
+    p.add_argument("--precision", default="auto", choices=PRECISIONS,
+                   help="auto (the backend's default: int8 for the auto backend on onnxruntime, else fp32); fp32; "
+                        "bf16 (torch, where the hardware has native bf16); int8 (onnxruntime, statically quantized)")
 
 
 def add_opencv_files(p):

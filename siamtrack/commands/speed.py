@@ -1,4 +1,4 @@
-"""siamtrack speed --model NAME|PATH [--backend B] [--precision P] [--threads N] [--targets K] [--frames N]
+"""siamtrack speed [--model NAME|PATH] [--backend B] [--precision P] [--threads N] [--targets K] [--frames N]
 [--compare opencv-nano[,NAME...]] [--json FILE] [--frame-size WxH]
 
 Parses the options, runs `siamtrack.eval.speed.measure` and prints its report; see that module for what is timed.
@@ -8,11 +8,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .. import zoo
 from ..errors import OutputError
 from ..shared import shared_path
 from ..eval.speed import SpeedOptions, measure, parse_size
-from ..runtime import BACKENDS, PRECISIONS
-from .options import add_opencv_files, opencv_files
+from .options import add_backend_options, add_opencv_files, opencv_files
 
 # The documented JSON record; the run's context (frames, source, frame size) is printed, not stored. With --compare
 # the record also has "compare" {NAME: {ms, fps, ratio, rounds: [{ours_ms, ms}]}}, "cpu" {model, flags} and
@@ -25,12 +25,12 @@ HELP = "measure tracking speed: per-stage milliseconds, fps, GFLOPs per frame, t
 
 
 def add_arguments(p):
-    p.add_argument("--model", required=True, help="model name, checkpoint path, or (onnxruntime) an export folder")
+    p.add_argument("--model", default=None, help="model name, checkpoint path, or (onnxruntime) an export folder "
+                   "(default: the default shipped model, as `siamtrack track` picks it)")
     p.add_argument("--random-init", action="store_true",
                    help="time the model of --model's config (a zoo name or a YAML) with random weights: speed does "
                         "not depend on the weights")
-    p.add_argument("--backend", choices=BACKENDS, default="torch")
-    p.add_argument("--precision", choices=PRECISIONS, default="fp32")
+    add_backend_options(p)
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's current setting)")
     p.add_argument("--targets", type=int, default=1, help="targets tracked at once (one batched forward pass)")
     p.add_argument("--frames", type=int, default=50, help="timed frames")
@@ -57,7 +57,7 @@ def shared_sot_root():
 
 def options(args) -> SpeedOptions:
     compare = tuple(n.strip() for n in (args.compare or "").split(",") if n.strip())
-    return SpeedOptions(model=args.model, backend=args.backend, precision=args.precision,
+    return SpeedOptions(model=args.model or zoo.default_model(), backend=args.backend, precision=args.precision,
                         random_init=args.random_init, threads=args.threads, targets=args.targets,
                         frames=args.frames, warmup=args.warmup,
                         frame_size=parse_size(args.frame_size) if args.frame_size else None,

@@ -12,11 +12,10 @@ from .. import boxes as B
 from ..api import load_tracker
 from ..data.sources import open_source
 from ..errors import BoxError, SiamtrackError
-from ..runtime import BACKENDS, PRECISIONS
 from ..stream import BAD_FRAME_POLICIES, track
 from ..trackers.opencv import is_opencv_name
 from ..writers import BoxWriter, VideoWriter, check_output, record
-from .options import add_opencv_files, opencv_files
+from .options import add_backend_options, add_opencv_files, opencv_files
 
 HELP = "track one or more objects in a video file, a camera, an image folder or an OTB sequence folder"
 
@@ -29,10 +28,7 @@ def add_arguments(p):
     p.add_argument("--model", default=None, help="model name (see `siamtrack models`), checkpoint path or OpenCV "
                    "baseline (opencv-mil, opencv-nano, ...; default: the best shipped model)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    p.add_argument("--backend", default="torch", choices=BACKENDS,
-                   help="inference backend (onnxruntime needs the export extra)")
-    p.add_argument("--precision", default="fp32", choices=PRECISIONS,
-                   help="fp32; bf16 (torch backend, where the hardware has native bf16); int8 (onnxruntime backend, statically quantized)")
+    add_backend_options(p)
     p.add_argument("--output", help="write an annotated mp4 here")
     p.add_argument("--boxes", help="write one line per frame here: x,y,w,h,score per target")
     p.add_argument("--states", action="store_true", help="add each target's state (tracking/uncertain/lost) "

@@ -10,7 +10,7 @@ from pathlib import Path
 from ..data.datasets import FORMATS
 from ..errors import ConfigError, OutputError
 from ..eval.grid import combinations, format_markdown, format_value, parse_grid, run_grid, write_table
-from ..runtime import BACKENDS, PRECISIONS
+from .options import add_backend_options
 
 HELP = "grid-search tracking constants (penalty_k, window_influence, size_lr, ...) on a validation split"
 
@@ -30,10 +30,7 @@ def add_arguments(p):
                                                                "suffix")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    p.add_argument("--backend", default="torch", choices=BACKENDS,
-                   help="inference backend (see `siamtrack speed`); the constants do not depend on it")
-    p.add_argument("--precision", default="fp32", choices=PRECISIONS,
-                   help="fp32; bf16 (torch backend, native bf16 only); int8 (onnxruntime backend, quantized)")
+    add_backend_options(p)
     p.add_argument("--threads", type=int, default=None, help="torch threads")
 
 
