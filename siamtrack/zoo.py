@@ -12,12 +12,13 @@ from pathlib import Path
 
 from .errors import CheckpointError, ConfigError
 
-# name -> file stem; order is preference for the default model: best val AUC first (the full val of ../sot-all,
-# one-pass through the default torch backend, session 13: siamrpn-lite 0.597, siamrpn-slim 0.589 (level within the
-# noise, and 2-4x faster), siamfc-alexnet behind on every val split; see their model cards).
+# name -> file stem; order is preference for the default model (session 14): the fastest model whose AUC on the full
+# val of ../sot-all is within 0.01 of the best one's, through the default backend (runtime.resolve_backend). So
+# siamrpn-slim (int8 0.588, 1.22x NanoTrack's speed) leads siamrpn-lite (torch 0.597, the most accurate; int8 0.77x),
+# then siamfc-alexnet, behind on every val split (see their model cards).
 MODELS = {
-    "siamrpn-lite": "siamrpn_lite",
     "siamrpn-slim": "siamrpn_slim",
+    "siamrpn-lite": "siamrpn_lite",
     "siamfc-alexnet": "siamfc_alexnet",
     "siamrpn-alexnet": "siamrpn_alexnet",
 }
