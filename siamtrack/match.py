@@ -109,6 +109,16 @@ def nms(boxes, scores, iou_above, keep):
     return np.array(kept, dtype=np.int64)
 
 
+def default_match_model():
+    """The first shipped zoo model (in zoo order) whose scores have a calibration, so that a match's score is a
+    probability: siamrpn-lite today. The tracking default (siamrpn-slim) has none fitted yet."""
+    from .zoo import MODELS, default_model, weights_path
+    for name in MODELS:
+        if name in CALIBRATIONS and weights_path(name).is_file():
+            return name
+    return default_model()
+
+
 def calibration_of(model_name, options):
     if options.calibration is not None:
         return options.calibration
@@ -139,11 +149,10 @@ class SiameseMatcher:
 
     def __init__(self, model=None, device="auto", backend="torch", precision="fp32", options=MatchOptions()):
         from .api import load_tracker
-        from .zoo import default_model
-        self.model_name = str(model) if model is not None else default_model()
+        self.model_name = str(model) if model is not None else default_match_model()
         # The tracker is used for what it shares with matching: the exemplar embedding (init), cropping and the
         # network; its frame-to-frame post-processing never runs here.
-        self.tracker = load_tracker(model, device=device, backend=backend, precision=precision)
+        self.tracker = load_tracker(self.model_name, device=device, backend=backend, precision=precision)
         self.options = options
         self.kind = self.tracker.name        # "siamfc", "siamrpn" or "siamban": which head decodes the output
 

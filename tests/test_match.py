@@ -62,6 +62,17 @@ def test_min_score_and_the_template_itself(matcher):
     assert len(strict) == 1 and strict[0].score == found[0].score
 
 
+def test_the_default_model_has_calibrated_scores():
+    # the tracking default (siamrpn-slim) has no calibration: matching defaults to a model whose scores are
+    # probabilities, so that --min-score keeps its meaning
+    from siamtrack.match import CALIBRATIONS, SiameseMatcher, default_match_model
+    from siamtrack.zoo import weights_path
+    if not weights_path(MODEL).is_file():
+        pytest.skip(f"{MODEL} weights are not shipped")
+    assert default_match_model() == MODEL and MODEL in CALIBRATIONS
+    assert SiameseMatcher(device="cpu").model_name == MODEL
+
+
 def test_nms_keeps_the_best_of_overlapping_boxes():
     boxes = np.array([[0, 0, 10, 10], [1, 1, 10, 10], [50, 50, 10, 10]], dtype=float)
     keep = nms(boxes, np.array([0.5, 0.9, 0.7]), 0.3, 5)

@@ -23,7 +23,7 @@ def add_arguments(p):
     p.add_argument("--template", required=True, help="the image that shows the object")
     p.add_argument("--box", required=True, metavar="x,y,w,h", help="the object in the template, 0-based pixels")
     p.add_argument("--model", default=None, help="model name (see `siamtrack models`) or checkpoint path "
-                   "(default: the best shipped model)")
+                   "(default: the first shipped model with a score calibration, siamrpn-lite)")
     p.add_argument("--method", default="siamese", choices=METHODS,
                    help="siamese (the model) or opencv (multi-scale cv2.matchTemplate, the baseline)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
