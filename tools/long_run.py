@@ -42,7 +42,7 @@ def rss_mb():
 
 
 def random_init_tracker(config_path, seed=0, **tracker_settings):
-    """A tracker over a random-init model of `config_path` (no weight download), through the default torch backend;
+    """A tracker over a random-init model of `config_path` (no weight download), through the torch backend;
     `tracker_settings` override fields of the config's TrackerConfig."""
     from siamtrack.api import make_tracker
     from siamtrack.loader import load_model
