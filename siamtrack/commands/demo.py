@@ -12,13 +12,14 @@ from ..stream import track
 from ..writers import VideoWriter, record
 from ..zoo import default_model
 
-HELP = "track the bundled sample clip with the best shipped model; writes an annotated mp4"
+HELP = "track the bundled sample clip with the default shipped model; writes an annotated mp4"
 
 DEMO_DIR = Path(__file__).resolve().parent.parent / "assets" / "demo"
 
 
 def add_arguments(p):
-    p.add_argument("--model", default=None, help="model name or checkpoint path (default: the best shipped model)")
+    p.add_argument("--model", default=None,
+                   help="model name or checkpoint path (default: the default shipped model, siamrpn-slim)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--output", default=None, help="annotated mp4 to write (default: siamtrack-demo.mp4 here, "
                    "numbered so nothing is overwritten)")

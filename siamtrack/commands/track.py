@@ -26,7 +26,7 @@ def add_arguments(p):
                    help="initial box on the first frame, 0-based pixels; repeat for several targets")
     p.add_argument("--select", action="store_true", help="drag the initial box on the first frame (needs a display)")
     p.add_argument("--model", default=None, help="model name (see `siamtrack models`), checkpoint path or OpenCV "
-                   "baseline (opencv-mil, opencv-nano, ...; default: the best shipped model)")
+                   "baseline (opencv-mil, opencv-nano, ...; default: the default shipped model, siamrpn-slim)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     add_backend_options(p)
     p.add_argument("--output", help="write an annotated mp4 here")
