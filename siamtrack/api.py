@@ -4,7 +4,6 @@ from __future__ import annotations
 from . import zoo
 from .errors import ConfigError
 from .loader import load_model
-from .runtime import BACKENDS, check_choice
 from .trackers.opencv import is_opencv_name, make_opencv_tracker
 
 
@@ -33,7 +32,6 @@ def load_tracker(name_or_path=None, device="auto", backend="auto", precision="au
     (nano_backbone, nano_head, vit_net) and the model arguments do not apply."""
     if is_opencv_name(name_or_path):
         return make_opencv_tracker(name_or_path, **kwargs)
-    check_choice(backend, BACKENDS, "backend")
     net, cfg, _ = load_model(name_or_path or zoo.default_model(), device, backend, precision)
     return make_tracker(net, cfg, net.device, **kwargs)
 

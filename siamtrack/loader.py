@@ -103,9 +103,7 @@ def load_model(name_or_path, device="auto", backend=None, precision="auto", rand
         # an export folder runs on onnxruntime only, at its own precision unless told otherwise
         own = read_export_info(name_or_path).get("precision", "fp32")
         _, precision = resolve_backend("onnxruntime", own if precision == "auto" else precision, dev)
-        directory = name_or_path
-        if precision == "int8" and read_export_info(directory).get("precision", "fp32") != "int8":
-            directory = int8_export(directory)
+        directory = int8_export(name_or_path) if precision == "int8" and own != "int8" else name_or_path
         return OnnxBackend(directory), config_from_dict(read_export_info(directory)["config"]), {}
     if backend is not None:
         backend, precision = resolve_backend(backend, precision, dev)
