@@ -353,6 +353,10 @@ class _Run:
             self.val_log.close()
             print(f"trained {state['step']} steps ({state['pairs_seen']} pairs, {state['epoch']} epochs) "
                   f"in {state['wall_s'] / 60:.1f} min; checkpoints in {self.out}", file=sys.stderr)
+        if self.world > 1:
+            # Ranks tear the process group down together, after rank 0 has written last.pth, not while a peer is
+            # still busy. (Session 14: one CI run's two-rank test ended in SIGABRT at exit, cause not found.)
+            dist.barrier()
 
 
 def _cached_trunk_pairs(model, dataset, cfg, device, world, root):
