@@ -252,3 +252,26 @@ def test_aspect_prior_out_of_range_is_a_config_error():
     from siamtrack.errors import ConfigError
     with pytest.raises(ConfigError, match="aspect_prior"):
         SiamRPNTracker(FixedOutput(None, None), TrackerConfig(type="siamrpn", aspect_prior=1.5), CPU)
+
+
+def test_box_topk_averages_the_best_candidates_by_score():
+    # Square anchors two cells right (score 0.6) and two cells left (0.2) of the centre, no offsets, no penalty or
+    # window: with box_topk 2 the centre moves by the score-weighted mean of the two (0.75 * 2 - 0.25 * 2 = 1 cell);
+    # the size's update rate is the best candidate's score.
+    right, left = (2 * 11 + 5) * 11 + 7, (2 * 11 + 5) * 11 + 3
+    zeros = np.zeros((5 * 11 * 11, 4))
+    scale = exemplar_size(40, 40) * 255 / 127 / 255              # frame pixels per search-crop pixel
+    for k, cells in ((1, 2), (2, 1)):
+        cfg = TrackerConfig(type="siamrpn", window_influence=0.0, penalty_k=0.0, size_lr=1.0, box_topk=k)
+        res = _one_step({right: 0.6, left: 0.2}, zeros, cfg)
+        assert res.score == pytest.approx(0.6, abs=1e-6)
+        cx, cy = res.box[0] + res.box[2] / 2, res.box[1] + res.box[3] / 2
+        assert cx == pytest.approx(100 + cells * 16 * scale) and cy == pytest.approx(100)
+        assert res.box[2] == pytest.approx(40 * 0.4 + 64 * scale * 0.6)
+
+
+@pytest.mark.parametrize("k", [0, 1.5])
+def test_box_topk_must_be_a_whole_number(k):
+    from siamtrack.errors import ConfigError
+    with pytest.raises(ConfigError, match="box_topk"):
+        SiamRPNTracker(FixedOutput(None, None), TrackerConfig(type="siamrpn", box_topk=k), CPU)

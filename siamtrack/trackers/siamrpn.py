@@ -3,7 +3,8 @@
 Per frame and target: one search crop at the current scale (one batched forward pass for all targets), a softmax
 score per anchor, anchor boxes decoded with the predicted offsets, a penalty on size and aspect-ratio change, a
 cosine window for small motion, and the best anchor moves the centre fully and the size by a damped step whose rate
-is the penalised score of that anchor.
+is the penalised score of that anchor. With `box_topk` k > 1 the box it moves to is the score-weighted mean of the k
+best candidates' boxes rather than the best one's (the rate still the best one's).
 """
 from __future__ import annotations
 
@@ -33,6 +34,8 @@ class SiamRPNTracker(Tracker):
         super().__init__(model, cfg, device, crop_on_device)
         if not 0 <= cfg.aspect_prior <= 1:
             raise ConfigError(f"tracker: aspect_prior must be within [0, 1], got {cfg.aspect_prior}")
+        if int(cfg.box_topk) != cfg.box_topk or cfg.box_topk < 1:
+            raise ConfigError(f"tracker: box_topk must be a whole number >= 1, got {cfg.box_topk}")
         self.anchor_shapes = anchor_shapes(cfg.anchor_ratios, cfg.anchor_size)
         self.stride = model.stride
         self._grid = {}
@@ -109,16 +112,30 @@ class SiamRPNTracker(Tracker):
         best = np.argmax(pscore, axis=1)
         rows = np.arange(len(best))
         lr = penalty[rows, best] * score[rows, best] * t.size_lr
-        disp = (boxes[rows, best, :2] - t.search_size / 2) * scale
+        box = self._top_box(pscore, boxes, best)                   # (K, 4) cxcywh in crop pixels
+        disp = (box[:, :2] - t.search_size / 2) * scale
         self.centers = self.centers + disp
         self.centers[:, 0] = np.clip(self.centers[:, 0], 0, width)
         self.centers[:, 1] = np.clip(self.centers[:, 1], 0, height)
-        new_w = cw[:, 0] * (1 - lr) + pw[rows, best] * lr
-        new_h = ch[:, 0] * (1 - lr) + ph[rows, best] * lr
+        new_w = cw[:, 0] * (1 - lr) + box[:, 2] * scale[:, 0] * lr
+        new_h = ch[:, 0] * (1 - lr) + box[:, 3] * scale[:, 0] * lr
         # Never smaller than min_size (a box that shrinks to nothing cannot recover) nor larger than the frame.
         self.sizes = np.stack([np.clip(new_w, t.min_size, max(t.min_size, width)),
                                np.clip(new_h, t.min_size, max(t.min_size, height))], axis=1)
         return score[rows, best]
+
+    def _top_box(self, pscore, boxes, best):
+        """The new box (K, 4) in crop pixels: the best candidate's, or with box_topk k > 1 the mean of the k best
+        candidates' boxes weighted by their penalised score (the update rate still comes from the best alone)."""
+        k = min(int(self.cfg.box_topk), pscore.shape[1])
+        if k == 1:
+            return boxes[np.arange(len(best)), best]
+        out = np.empty((len(best), 4))
+        for i in range(len(best)):     # per target: half the time of the batched numpy form for K = 1
+            top = np.argpartition(pscore[i], -k)[-k:]
+            w = pscore[i, top]
+            out[i] = w @ boxes[i, top] / w.sum()
+        return out
 
     def _peaks(self, output):
         """Global search while lost: the best candidate's score and its centre, no penalty or window."""
