@@ -14,8 +14,8 @@ from .errors import CheckpointError, ConfigError
 
 # name -> file stem; order is preference for the default model (session 14): the fastest model whose AUC on the full
 # val of ../sot-all is within 0.01 of the best one's, through the default backend (runtime.resolve_backend). So
-# siamrpn-slim (int8 0.588, 1.22x NanoTrack's speed) leads siamrpn-lite (torch 0.597, the most accurate; int8 0.77x),
-# then siamfc-alexnet, behind on every val split (see their model cards).
+# siamrpn-slim (int8 0.596 with box_topk 3 since session 15, 1.19-1.22x NanoTrack's speed) leads siamrpn-lite (torch
+# 0.597, the most accurate; int8 0.76x), then siamfc-alexnet, behind on every val split (see their model cards).
 MODELS = {
     "siamrpn-slim": "siamrpn_slim",
     "siamrpn-lite": "siamrpn_lite",
@@ -60,6 +60,11 @@ def list_models():
         w = weights_path(name)
         out.append({"name": name, "config": str(config_path(name)), "weights": str(w), "present": w.is_file()})
     return out
+
+
+def preferred_model() -> str:
+    """The model the default is when its weights are shipped (the first of MODELS), for help texts."""
+    return next(iter(MODELS))
 
 
 def default_model() -> str:

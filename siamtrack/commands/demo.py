@@ -10,7 +10,7 @@ from ..api import load_tracker
 from ..data.sources import open_source
 from ..stream import track
 from ..writers import VideoWriter, record
-from ..zoo import default_model
+from ..zoo import default_model, preferred_model
 
 HELP = "track the bundled sample clip with the default shipped model; writes an annotated mp4"
 
@@ -19,7 +19,7 @@ DEMO_DIR = Path(__file__).resolve().parent.parent / "assets" / "demo"
 
 def add_arguments(p):
     p.add_argument("--model", default=None,
-                   help="model name or checkpoint path (default: the default shipped model, siamrpn-slim)")
+                   help=f"model name or checkpoint path (default: the default shipped model, {preferred_model()})")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--output", default=None, help="annotated mp4 to write (default: siamtrack-demo.mp4 here, "
                    "numbered so nothing is overwritten)")

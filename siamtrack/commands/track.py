@@ -15,6 +15,7 @@ from ..errors import BoxError, SiamtrackError
 from ..stream import BAD_FRAME_POLICIES, track
 from ..trackers.opencv import is_opencv_name
 from ..writers import BoxWriter, VideoWriter, check_output, record
+from ..zoo import preferred_model
 from .options import add_backend_options, add_opencv_files, opencv_files
 
 HELP = "track one or more objects in a video file, a camera, an image folder or an OTB sequence folder"
@@ -26,7 +27,7 @@ def add_arguments(p):
                    help="initial box on the first frame, 0-based pixels; repeat for several targets")
     p.add_argument("--select", action="store_true", help="drag the initial box on the first frame (needs a display)")
     p.add_argument("--model", default=None, help="model name (see `siamtrack models`), checkpoint path or OpenCV "
-                   "baseline (opencv-mil, opencv-nano, ...; default: the default shipped model, siamrpn-slim)")
+                   f"baseline (opencv-mil, opencv-nano, ...; default: the default shipped model, {preferred_model()})")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     add_backend_options(p)
     p.add_argument("--output", help="write an annotated mp4 here")
