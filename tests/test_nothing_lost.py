@@ -33,6 +33,13 @@ def test_shipped_weights_are_checked_against_their_card(tmp_path, siamfc_checkpo
         load_model("siamfc-alexnet", device="cpu")
 
 
+def _default_sigint():
+    # Ctrl-C as in a terminal: a suite started in the background by a non-interactive shell (`bash .ci/run &`) runs
+    # with SIGINT ignored, children inherit that, and Python then installs no KeyboardInterrupt handler, so the child
+    # would track to the end whatever it is sent (session 16: returncode 0 in such a run, 130 in the foreground).
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a child process is POSIX-only here")
 def test_ctrl_c_keeps_what_was_tracked(tmp_path, siamfc_checkpoint):
     seq = MovingSquare(seed=8)
@@ -42,7 +49,8 @@ def test_ctrl_c_keeps_what_was_tracked(tmp_path, siamfc_checkpoint):
     proc = subprocess.Popen([sys.executable, "-m", "siamtrack.cli", "track", str(video), "--box",
                              ",".join(str(int(v)) for v in seq.box(0)), "--model", str(siamfc_checkpoint),
                              "--output", str(out), "--boxes", str(txt)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_default_sigint)
     partial = tmp_path / ".out.partial.txt"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not (partial.exists() and partial.stat().st_size > 100):
