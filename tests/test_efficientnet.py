@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from siamtrack.errors import ConfigError
 from siamtrack.models.efficientnet import EfficientNetLite0
 
 
@@ -37,6 +38,31 @@ def test_grid_is_centred_on_the_crop():
 def test_bad_out_stage():
     with pytest.raises(ValueError):
         EfficientNetLite0(out_stage=8)
+
+
+def test_output_stride_8_is_the_natural_trunk_on_a_finer_grid():
+    # Atrous conversion run phase by phase: stages 4-5 at stride 8 give the stride-16 trunk's features at every
+    # second cell, borders included, with the same weights; the cut a trunk bank uses (blocks up to stage 3, then the
+    # rest) gives the same output as the whole forward.
+    torch.manual_seed(0)
+    natural = EfficientNetLite0(out_stage=5).double().eval()
+    fine = EfficientNetLite0(out_stage=5, output_stride=8).double().eval()
+    fine.load_state_dict(natural.state_dict())
+    assert (fine.stride, fine.out_channels) == (8, 112)
+    with torch.no_grad():
+        for side, cells in ((255, 33), (127, 17)):
+            x = torch.rand(2, 3, side, side, dtype=torch.float64) * 255
+            y = fine(x)
+            assert y.shape == (2, 112, cells, cells)
+            torch.testing.assert_close(y[..., ::2, ::2], natural(x), rtol=0, atol=1e-9)
+            torch.testing.assert_close(fine(fine(x, stop=5), start=5), y, rtol=0, atol=1e-12)
+            # the odd cells are new features, not copies of their neighbours
+            assert (y[..., 1::2, 1::2] - y[..., :-1:2, :-1:2]).abs().mean() > 0.1 * y.abs().mean()
+
+
+def test_bad_output_stride():
+    with pytest.raises(ConfigError, match="output_stride"):
+        EfficientNetLite0(out_stage=5, output_stride=4)
 
 
 @pytest.fixture(scope="module")
