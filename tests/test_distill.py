@@ -115,6 +115,11 @@ def test_bad_students_and_teachers_are_refused_in_one_line(tiny, tmp_path, capsy
     assert main(["distill", "--config", str(tiny / "slim.yaml"), "--teacher", "nothing.pth", "--data",
                  str(tiny / "data"), "--out", str(tmp_path / "c"), "--steps", "1"]) == 2
     capsys.readouterr()
+    # a stride-16 student cannot mimic a stride-8 teacher cell by cell
+    if siamtrack.zoo.weights_path("siamrpn-lite-s8").is_file():
+        assert main(["distill", "--config", str(tiny / "slim.yaml"), "--teacher", "siamrpn-lite-s8", "--data",
+                     str(tiny / "data"), "--out", str(tmp_path / "s8"), "--steps", "1"]) == 2
+        assert "output_stride" in capsys.readouterr().err
     # --init needs a checkpoint of the student's own architecture, and starts a run rather than resuming one
     teacher_weights = str(siamtrack.zoo.weights_path("siamrpn-lite"))
     assert run(tiny, tmp_path / "d", "--steps", "1", "--init", teacher_weights) == 2

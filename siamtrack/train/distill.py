@@ -187,6 +187,10 @@ def distill(o: DistillOptions) -> int:
     student = build_model(cfg.model).to(device)
     if not isinstance(student.backbone, EfficientNetLite0) or not isinstance(teacher.backbone, EfficientNetLite0):
         raise ConfigError("distillation needs EfficientNet-Lite0-shaped trunks in both the teacher and the student")
+    if student.stride != teacher.stride:
+        # the features are compared cell by cell: a stride-8 teacher (output_stride: 8) needs a stride-8 student
+        raise ConfigError(f"the student's trunk has stride {student.stride} and the teacher's ({o.teacher}) "
+                          f"{teacher.stride}: set the student's backbone output_stride to match")
     for part in ("neck", "head"):
         try:
             getattr(student, part).load_state_dict(getattr(teacher, part).state_dict())
