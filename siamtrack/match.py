@@ -45,7 +45,8 @@ class Calibration:
 IDENTITY = Calibration()
 # Fitted (siamtrack.eval.matching.fit_calibration) on the raw-score records of `python tools/match_eval.py --root
 # ../sot-all --split train --max-seqs N --json ...` with the default options, one thread: N = 20 sequences (160
-# queries) for siamrpn-lite, siamrpn-lite-s8 (two threads) and opencv, 16 (128) for siamfc-alexnet. `--fit-calibration` refits and prints these.
+# queries) for siamrpn-lite, siamrpn-lite-s8 (two threads) and opencv, 16 (128) for siamfc-alexnet.
+# `--fit-calibration` refits and prints these.
 # Another checkpoint's scores keep their raw meaning (IDENTITY) until calibrated the same way.
 CALIBRATIONS = {
     "siamrpn-lite": Calibration(slope=0.8205, bias=-4.3299),   # refitted for the session-7 weights

@@ -3,8 +3,9 @@ tracks a real `val` sequence far better than the same architecture with untraine
 
 "Untrained" keeps what the model did not learn here: siamfc-alexnet is trained from scratch, so its baseline is the
 whole network at random init; siamrpn-lite's trunk is ImageNet's and stays frozen, so its baseline keeps that trunk
-and re-initialises only the neck and head (siamrpn-lite-s8's likewise, with its fine-tuned trunk); siamrpn-slim's trunk is distilled here and its neck and head are
-siamrpn-lite's, so its baseline re-initialises the trunk. Skipped when the weights or ../shared are absent.
+and re-initialises only the neck and head (siamrpn-lite-s8's likewise, with its fine-tuned trunk); siamrpn-slim's
+trunk is distilled here and its neck and head are siamrpn-lite's, so its baseline re-initialises the trunk. Skipped
+when the weights or ../shared are absent.
 """
 import numpy as np
 import pytest
