@@ -148,6 +148,20 @@ def test_hard_negatives_are_another_object_of_the_same_class_in_the_same_photo(t
     assert ds.fingerprint() != PairDataset([], cfg, static=[(str(img), boxes)], pairs=40).fingerprint()
 
 
+def test_fingerprint_does_not_depend_on_how_the_image_path_was_typed(tmp_path, monkeypatch):
+    # The same photos named relatively from another folder, or absolutely, are the same data: one bank, not a rebuild.
+    (tmp_path / "work" / "run").mkdir(parents=True)
+    img = tmp_path / "coco" / "images" / "train2017" / "a.jpg"
+    boxes = np.array([[10.0, 10.0, 30.0, 30.0]])
+    cfg = config()
+    absolute = PairDataset([], cfg, static=[(str(img), boxes)], pairs=4).fingerprint()
+    monkeypatch.chdir(tmp_path / "work" / "run")
+    relative = PairDataset([], cfg, static=[("../../coco/images/train2017/a.jpg", boxes)], pairs=4).fingerprint()
+    assert relative == absolute
+    other = tmp_path / "coco" / "images" / "val2017" / "a.jpg"   # another split's file of that name is other data
+    assert PairDataset([], cfg, static=[(str(other), boxes)], pairs=4).fingerprint() != absolute
+
+
 def test_resumable_sampler_skips_done_samples_and_splits_ranks():
     data = list(range(20))
     assert list(ResumableSampler(data)) == data

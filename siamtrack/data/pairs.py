@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -71,8 +72,11 @@ class PairDataset(Dataset):
     def fingerprint(self):
         """A digest of everything that decides pair i: the data, the sampling and augmentation settings, the seed.
         A trunk-feature bank stores it, so a bank of other data or settings is rebuilt rather than reused."""
+        # A still image by its folder and file name (images/<split>/<file>), not the path as typed: the same data
+        # named from another working directory, or absolutely, must find the same bank (sequences go by name too).
         what = {"sequences": [[s.name, len(s), int(s.valid.sum())] for s in self.sequences],
-                "static": [[str(p), np.asarray(b).round(3).tolist()] for p, b in self.static],
+                "static": [[f"{Path(p).parent.name}/{Path(p).name}", np.asarray(b).round(3).tolist()]
+                           for p, b in self.static],
                 "sizes": [self.exemplar_size, self.search_size, self.context], "max_gap": self.max_gap,
                 "probs": [self.static_prob, self.negative_prob], "z": self.z_params.key(), "x": self.x_params.key(),
                 "seed": self.seed}
