@@ -270,6 +270,27 @@ def test_box_topk_averages_the_best_candidates_by_score():
         assert res.box[2] == pytest.approx(40 * 0.4 + 64 * scale * 0.6)
 
 
+def test_grow_rate_damps_growth_and_not_shrinking():
+    # The centre cell's square anchor predicts a box 1.5x wider and half as tall; with grow_rate 0.5 the width moves
+    # at half the update rate (score 0.8 x size_lr 1) and the height at the full rate.
+    idx = (2 * 11 + 5) * 11 + 5
+    deltas = np.zeros((5 * 11 * 11, 4))
+    deltas[idx] = [0.0, 0.0, np.log(1.5), np.log(0.5)]
+    scale = exemplar_size(40, 40) * 255 / 127 / 255              # frame pixels per search-crop pixel
+    for g in (1.0, 0.5):
+        cfg = TrackerConfig(type="siamrpn", window_influence=0.0, penalty_k=0.0, size_lr=1.0, grow_rate=g)
+        res = _one_step({idx: 0.8}, deltas, cfg)
+        assert res.box[2] == pytest.approx(40 * (1 - 0.8 * g) + 96 * scale * 0.8 * g)
+        assert res.box[3] == pytest.approx(40 * 0.2 + 32 * scale * 0.8)
+
+
+@pytest.mark.parametrize("g", [0, 1.5])
+def test_grow_rate_out_of_range_is_a_config_error(g):
+    from siamtrack.errors import ConfigError
+    with pytest.raises(ConfigError, match="grow_rate"):
+        SiamRPNTracker(FixedOutput(None, None), TrackerConfig(type="siamrpn", grow_rate=g), CPU)
+
+
 @pytest.mark.parametrize("k", [0, 1.5])
 def test_box_topk_must_be_a_whole_number(k):
     from siamtrack.errors import ConfigError

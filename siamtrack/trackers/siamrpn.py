@@ -4,7 +4,8 @@ Per frame and target: one search crop at the current scale (one batched forward 
 score per anchor, anchor boxes decoded with the predicted offsets, a penalty on size and aspect-ratio change, a
 cosine window for small motion, and the best anchor moves the centre fully and the size by a damped step whose rate
 is the penalised score of that anchor. With `box_topk` k > 1 the box it moves to is the score-weighted mean of the k
-best candidates' boxes rather than the best one's (the rate still the best one's).
+best candidates' boxes rather than the best one's (the rate still the best one's). With `grow_rate` g < 1 a side
+that grows moves at g times that rate.
 """
 from __future__ import annotations
 
@@ -34,6 +35,8 @@ class SiamRPNTracker(Tracker):
         super().__init__(model, cfg, device, crop_on_device)
         if not 0 <= cfg.aspect_prior <= 1:
             raise ConfigError(f"tracker: aspect_prior must be within [0, 1], got {cfg.aspect_prior}")
+        if not 0 < cfg.grow_rate <= 1:
+            raise ConfigError(f"tracker: grow_rate must be within (0, 1], got {cfg.grow_rate}")
         if int(cfg.box_topk) != cfg.box_topk or cfg.box_topk < 1:
             raise ConfigError(f"tracker: box_topk must be a whole number >= 1, got {cfg.box_topk}")
         self.anchor_shapes = anchor_shapes(cfg.anchor_ratios, cfg.anchor_size)
@@ -117,8 +120,11 @@ class SiamRPNTracker(Tracker):
         self.centers = self.centers + disp
         self.centers[:, 0] = np.clip(self.centers[:, 0], 0, width)
         self.centers[:, 1] = np.clip(self.centers[:, 1], 0, height)
-        new_w = cw[:, 0] * (1 - lr) + box[:, 2] * scale[:, 0] * lr
-        new_h = ch[:, 0] * (1 - lr) + box[:, 3] * scale[:, 0] * lr
+        bw, bh = box[:, 2] * scale[:, 0], box[:, 3] * scale[:, 0]
+        lr_w = np.where(bw > cw[:, 0], lr * t.grow_rate, lr)
+        lr_h = np.where(bh > ch[:, 0], lr * t.grow_rate, lr)
+        new_w = cw[:, 0] * (1 - lr_w) + bw * lr_w
+        new_h = ch[:, 0] * (1 - lr_h) + bh * lr_h
         # Never smaller than min_size (a box that shrinks to nothing cannot recover) nor larger than the frame.
         self.sizes = np.stack([np.clip(new_w, t.min_size, max(t.min_size, width)),
                                np.clip(new_h, t.min_size, max(t.min_size, height))], axis=1)
