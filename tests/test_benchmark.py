@@ -1,5 +1,6 @@
 """The one-pass runner and `siamtrack benchmark` end to end on a generated OTB-format folder."""
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -161,6 +162,18 @@ def test_second_run_reuses_results_unless_forced(first_run, dataset, checkpoint)
     rc = _bench(dataset, first_run, "--trackers", str(checkpoint), "--sequences", "Drifter", "--force",
                 "--results", str(first_run / "results"))
     assert rc == 0 and box_file.stat().st_mtime_ns != stamp
+
+
+def test_the_same_weights_reached_by_another_path_reuse_results(first_run, dataset, checkpoint, tmp_path):
+    results = tmp_path / "results"
+    shutil.copytree(first_run / "results", results)
+    copy = tmp_path / "elsewhere" / checkpoint.name
+    copy.parent.mkdir()
+    shutil.copy2(checkpoint, copy)
+    box_file = results / "random_siamfc" / "Drifter.txt"
+    stamp = box_file.stat().st_mtime_ns
+    assert _bench(dataset, tmp_path, "--trackers", os.path.relpath(copy), "--results", str(results)) == 0
+    assert box_file.stat().st_mtime_ns == stamp
 
 
 def test_results_of_another_setup_are_not_reused(first_run, dataset, checkpoint, tmp_path, capsys):

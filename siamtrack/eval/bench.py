@@ -70,7 +70,9 @@ def setup_of(spec: TrackerSpec) -> dict:
         digest = sha256_of(path)
     else:
         raise CheckpointError(f"weights file not found: {path}")
-    return {"tracker": spec.name, "weights_sha256": digest, "backend": spec.backend, "precision": spec.precision,
+    # The label, not the path as typed: the same weights named from another folder are the same tracker (the sha256
+    # tells other weights of that file name apart).
+    return {"tracker": spec.label, "weights_sha256": digest, "backend": spec.backend, "precision": spec.precision,
             "siamtrack": __version__}
 
 
