@@ -43,7 +43,8 @@ def cache_dir() -> Path:
 def make_backend(model, cfg, device, backend="torch", precision="fp32", threads=None, cache_key=None, **kwargs):
     """Wrap a loaded SiameseNet in the chosen backend. The onnxruntime backend exports the model into the cache
     (keyed by `cache_key`, e.g. the checkpoint's sha256) the first time and reuses the export afterwards; int8
-    quantizes that export once more, into the cache beside it."""
+    quantizes that export once more, into the cache beside it, named by its calibration data
+    (quantize.calibration_source)."""
     check_precision(backend, precision)
     if backend == "torch":
         return TorchBackend(model, device, precision, exemplar_size=cfg.tracker.exemplar_size,
@@ -58,7 +59,10 @@ def make_backend(model, cfg, device, backend="torch", precision="fp32", threads=
         if not is_export_dir(out):
             export_onnx(model, cfg, out)
     if precision == "int8":
-        out = int8_export(out, out.with_name(out.name + "-int8") if cache_key is not None else None)
+        from .quantize import calibration_source
+        from .shared import shared_root
+        tag = calibration_source(shared_root())[1]
+        out = int8_export(out, out.with_name(f"{out.name}-int8-{tag}") if cache_key is not None else None)
     return OnnxBackend(out, threads)
 
 

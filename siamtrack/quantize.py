@@ -13,6 +13,7 @@ which, with the crop count.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -157,17 +158,30 @@ def quantize_export(fp32_dir, out_dir, sequences, description, crops=64, seed=0)
     return out_dir
 
 
-def default_calibration(shared_root=None):
-    """(sequences, description): the `train` split of the tracking data beside the checkout when present, else the
-    packaged demo clip."""
+def calibration_source(shared_root=None):
+    """(tracking root or None, tag): where `default_calibration` takes its crops, and a short name for that data.
+    int8 boxes depend on the calibration crops (session 18: one weights file calibrated on the demo clip by a wheel
+    install and on the sot train split in a checkout tracked differently from the second frame on), so int8 exports
+    are cached, and their benchmark results recorded, under this tag: "demo", or "sot-" and a digest of the split
+    index the train sequences come from."""
     if shared_root is not None:
         root = Path(shared_root) / "data" / "sot"
         if (root / "INDEX.tsv").is_file():
-            seqs = train_sequences(root)
-            if seqs:
-                return seqs, f"{root.name} train ({len(seqs)} sequences)"
+            return root, "sot-" + hashlib.sha256((root / "INDEX.tsv").read_bytes()).hexdigest()[:8]
+    return None, "demo"
+
+
+def default_calibration(shared_root=None):
+    """(sequences, description): the `train` split of the tracking data beside the checkout when present, else the
+    packaged demo clip."""
+    root, _ = calibration_source(shared_root)
+    if root is not None:
+        seqs = train_sequences(root)
+        if seqs:
+            return seqs, f"{root.name} train ({len(seqs)} sequences)"
     frames, boxes = demo_sequence()
     return [(lambda i: frames[i], boxes)], "demo clip"
 
 
-__all__ = ["quantize_export", "calibration_pairs", "train_sequences", "default_calibration", "demo_sequence"]
+__all__ = ["quantize_export", "calibration_pairs", "train_sequences", "calibration_source", "default_calibration",
+           "demo_sequence"]

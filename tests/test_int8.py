@@ -7,6 +7,8 @@ pytest.importorskip("onnxruntime")
 from siamtrack import load_tracker  # noqa: E402
 from siamtrack.errors import ConfigError  # noqa: E402
 from siamtrack.eval.speed import generated_frames  # noqa: E402
+from siamtrack.quantize import calibration_source  # noqa: E402
+from siamtrack.shared import shared_root  # noqa: E402
 from siamtrack.zoo import weights_path  # noqa: E402
 
 
@@ -50,7 +52,21 @@ def test_int8_export_is_cached(cache, monkeypatch):
     monkeypatch.setenv("SIAMTRACK_CACHE", str(cache))
     a = load_tracker("siamrpn-lite", device="cpu", backend="onnxruntime", precision="int8")
     b = load_tracker("siamrpn-lite", device="cpu", backend="onnxruntime", precision="int8")
-    assert a.model.directory == b.model.directory and a.model.directory.name.endswith("-int8")
+    tag = calibration_source(shared_root())[1]
+    assert a.model.directory == b.model.directory and a.model.directory.name.endswith(f"-int8-{tag}")
+
+
+def test_calibration_data_names_the_int8_export(tmp_path):
+    # Without tracking data the demo clip calibrates; with a sot split its index names it, so exports (and benchmark
+    # records) calibrated on other data are never taken for one another.
+    assert calibration_source(None) == (None, "demo") and calibration_source(tmp_path) == (None, "demo")
+    index = tmp_path / "data" / "sot" / "INDEX.tsv"
+    index.parent.mkdir(parents=True)
+    index.write_text("name\tsplit\nA\ttrain\n")
+    root, tag = calibration_source(tmp_path)
+    assert root == index.parent and tag.startswith("sot-")
+    index.write_text("name\tsplit\nB\ttrain\n")
+    assert calibration_source(tmp_path)[1] not in (tag, "demo")
 
 
 @pytest.mark.parametrize("backend, precision", [("torch", "int8"), ("onnxruntime", "bf16")])

@@ -51,8 +51,8 @@ def tracker_factory(spec: TrackerSpec):
 
 def setup_of(spec: TrackerSpec) -> dict:
     """What decides a tracker's boxes besides the sequences, as recorded beside its results: for our models the
-    weights' sha256 (the tracking constants live in the checkpoint), backend, precision and siamtrack's version; for
-    an OpenCV baseline its OpenCV version and the sha256 of its model files."""
+    weights' sha256 (the tracking constants live in the checkpoint), backend, precision, siamtrack's version and, in
+    int8, the calibration data; for an OpenCV baseline its OpenCV version and the sha256 of its model files."""
     import cv2
 
     from .. import __version__, zoo
@@ -72,8 +72,13 @@ def setup_of(spec: TrackerSpec) -> dict:
         raise CheckpointError(f"weights file not found: {path}")
     # The label, not the path as typed: the same weights named from another folder are the same tracker (the sha256
     # tells other weights of that file name apart).
-    return {"tracker": spec.label, "weights_sha256": digest, "backend": spec.backend, "precision": spec.precision,
-            "siamtrack": __version__}
+    setup = {"tracker": spec.label, "weights_sha256": digest, "backend": spec.backend, "precision": spec.precision,
+             "siamtrack": __version__}
+    if spec.precision == "int8":    # int8 boxes depend on the calibration crops too
+        from ..quantize import calibration_source
+        from ..shared import shared_root
+        setup["calibration"] = calibration_source(shared_root())[1]
+    return setup
 
 
 def frames_of(seq, max_frames) -> int:
