@@ -59,10 +59,8 @@ def make_backend(model, cfg, device, backend="torch", precision="fp32", threads=
         if not is_export_dir(out):
             export_onnx(model, cfg, out)
     if precision == "int8":
-        from .quantize import calibration_source
-        from .shared import shared_root
-        tag = calibration_source(shared_root())[1]
-        out = int8_export(out, out.with_name(f"{out.name}-int8-{tag}") if cache_key is not None else None)
+        from .quantize import calibration_tag
+        out = int8_export(out, out.with_name(f"{out.name}-int8-{calibration_tag()}") if cache_key is not None else None)
     return OnnxBackend(out, threads)
 
 

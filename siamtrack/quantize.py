@@ -171,6 +171,12 @@ def calibration_source(shared_root=None):
     return None, "demo"
 
 
+def calibration_tag():
+    """The tag of the data an int8 export made now would be calibrated on (the shared folder, if any)."""
+    from .shared import shared_root
+    return calibration_source(shared_root())[1]
+
+
 def default_calibration(shared_root=None):
     """(sequences, description): the `train` split of the tracking data beside the checkout when present, else the
     packaged demo clip."""
@@ -183,5 +189,5 @@ def default_calibration(shared_root=None):
     return [(lambda i: frames[i], boxes)], "demo clip"
 
 
-__all__ = ["quantize_export", "calibration_pairs", "train_sequences", "calibration_source", "default_calibration",
-           "demo_sequence"]
+__all__ = ["quantize_export", "calibration_pairs", "train_sequences", "calibration_source", "calibration_tag",
+           "default_calibration", "demo_sequence"]

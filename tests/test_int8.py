@@ -7,8 +7,7 @@ pytest.importorskip("onnxruntime")
 from siamtrack import load_tracker  # noqa: E402
 from siamtrack.errors import ConfigError  # noqa: E402
 from siamtrack.eval.speed import generated_frames  # noqa: E402
-from siamtrack.quantize import calibration_source  # noqa: E402
-from siamtrack.shared import shared_root  # noqa: E402
+from siamtrack.quantize import calibration_source, calibration_tag  # noqa: E402
 from siamtrack.zoo import weights_path  # noqa: E402
 
 
@@ -52,8 +51,7 @@ def test_int8_export_is_cached(cache, monkeypatch):
     monkeypatch.setenv("SIAMTRACK_CACHE", str(cache))
     a = load_tracker("siamrpn-lite", device="cpu", backend="onnxruntime", precision="int8")
     b = load_tracker("siamrpn-lite", device="cpu", backend="onnxruntime", precision="int8")
-    tag = calibration_source(shared_root())[1]
-    assert a.model.directory == b.model.directory and a.model.directory.name.endswith(f"-int8-{tag}")
+    assert a.model.directory == b.model.directory and a.model.directory.name.endswith(f"-int8-{calibration_tag()}")
 
 
 def test_calibration_data_names_the_int8_export(tmp_path):

@@ -75,9 +75,8 @@ def setup_of(spec: TrackerSpec) -> dict:
     setup = {"tracker": spec.label, "weights_sha256": digest, "backend": spec.backend, "precision": spec.precision,
              "siamtrack": __version__}
     if spec.precision == "int8":    # int8 boxes depend on the calibration crops too
-        from ..quantize import calibration_source
-        from ..shared import shared_root
-        setup["calibration"] = calibration_source(shared_root())[1]
+        from ..quantize import calibration_tag
+        setup["calibration"] = calibration_tag()
     return setup
 
 
