@@ -121,6 +121,9 @@ class TrainConfig:
     # common scale of the search crop, log-uniform in [1 / (1 + s), 1 + s] (siamtrack/data/augment.py CropParams)
     search_scale: float = 0.0
     static_image_prob: float = 0.2
+    # A sequence is drawn with probability proportional to (its valid frames) ** frame_weight: 1 by frames (one
+    # 3,000-frame clip outweighs forty 70-frame ones), 0 every sequence alike, as pysot draws videos.
+    frame_weight: float = 1.0
     # Splits of the still-image root (--coco) to draw from, in this order: images/<split>/ with its labels. COCO's
     # val2017 images are not the tracking val split, so training may use them.
     static_splits: list = field(default_factory=lambda: ["train2017"])

@@ -10,7 +10,7 @@ from siamtrack.config import ExperimentConfig, ModelConfig, ComponentConfig, Tra
 from siamtrack.data.augment import CropParams, augmented_crop
 from siamtrack.data.datasets import Sequence
 from siamtrack.data.pairs import PairDataset, ResumableSampler
-from siamtrack.errors import DatasetError
+from siamtrack.errors import ConfigError, DatasetError
 
 
 def config(**train):
@@ -92,6 +92,22 @@ def test_pairs_never_use_invalid_frames_and_respect_the_gap(tmp_path):
         assert abs(i - j) <= 4
     ds_short = PairDataset([seq], config(max_frame_gap=100, static_image_prob=0.0))
     assert ds_short.frame_gap(0) == 15  # fewer for short clips: half the clip
+
+
+def test_frame_weight_draws_sequences_by_frames_or_alike(tmp_path):
+    long, short = make_sequence(tmp_path, "long", n=40), make_sequence(tmp_path, "short", n=10)
+
+    def share_of_long(weight):
+        ds = PairDataset([long, short], config(static_image_prob=0.0, frame_weight=weight))
+        return np.mean([ds.sample_frames(np.random.default_rng(k))[0] == 0 for k in range(2000)])
+
+    assert abs(share_of_long(1.0) - 0.8) < 0.04      # 40 of 50 frames
+    assert abs(share_of_long(0.0) - 0.5) < 0.04      # one sequence, one share
+    by_frames = PairDataset([long, short], config(static_image_prob=0.0))
+    alike = PairDataset([long, short], config(static_image_prob=0.0, frame_weight=0.0))
+    assert by_frames.fingerprint() != alike.fingerprint()
+    with pytest.raises(ConfigError, match="frame_weight"):
+        PairDataset([long, short], config(frame_weight=-1.0))
 
 
 def test_items_are_deterministic_per_seed_epoch_and_index(tmp_path):

@@ -16,7 +16,7 @@ import torch
 from torch.utils.data import Dataset, DistributedSampler
 
 from .augment import CropParams, augmented_crop, color_jitter
-from ..errors import DatasetError
+from ..errors import ConfigError, DatasetError
 
 STATIC_STRETCH = 0.15  # two views of one still image need more geometric difference than two video frames
 
@@ -38,7 +38,7 @@ class PairDataset(Dataset):
         # class ids per static box (-1: unknown, never "the same class"), for the same-class hard negatives
         self.static_classes = [np.asarray(item[2]) if len(item) > 2 else np.full(len(item[1]), -1)
                                for item in (static or []) if len(item[1])]
-        # One entry per sequence with at least two valid frames; weight = number of valid frames.
+        # One entry per sequence with at least two valid frames; weight = (number of valid frames) ** frame_weight.
         self.sequences, self.valid_idx = [], []
         for s in sequences:
             idx = np.flatnonzero(s.valid)
@@ -47,7 +47,10 @@ class PairDataset(Dataset):
                 self.valid_idx.append(idx)
         if not self.sequences and not self.static:
             raise DatasetError("no training data: no sequence has two valid frames and no static images were given")
-        w = np.array([len(i) for i in self.valid_idx], dtype=np.float64)
+        if not t.frame_weight >= 0:
+            raise ConfigError(f"train: frame_weight must be >= 0, got {t.frame_weight}")
+        self.frame_weight = float(t.frame_weight)
+        w = np.array([len(i) for i in self.valid_idx], dtype=np.float64) ** self.frame_weight
         self.seq_weights = w / w.sum() if len(w) else w
         self.static_prob = t.static_image_prob if self.static else 0.0
         if not self.sequences:
@@ -80,6 +83,8 @@ class PairDataset(Dataset):
                 "sizes": [self.exemplar_size, self.search_size, self.context], "max_gap": self.max_gap,
                 "probs": [self.static_prob, self.negative_prob], "z": self.z_params.key(), "x": self.x_params.key(),
                 "seed": self.seed}
+        if self.frame_weight != 1:  # likewise: banks drawn by frames keep their fingerprint
+            what["frame_weight"] = self.frame_weight
         if self.hard_negative_prob:  # only then do the classes decide pairs (older banks keep their fingerprint)
             what["hard"] = [self.hard_negative_prob, [c.tolist() for c in self.static_classes]]
         return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()
