@@ -106,7 +106,7 @@ def test_frame_weight_draws_sequences_by_frames_or_alike(tmp_path):
     by_frames = PairDataset([long, short], config(static_image_prob=0.0))
     alike = PairDataset([long, short], config(static_image_prob=0.0, frame_weight=0.0))
     assert by_frames.fingerprint() != alike.fingerprint()
-    for bad in (-1.0, "many", None):
+    for bad in (-1.0, float("inf"), "many", None):
         with pytest.raises(ConfigError, match="frame_weight"):
             PairDataset([long, short], config(frame_weight=bad))
 

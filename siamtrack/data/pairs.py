@@ -47,12 +47,9 @@ class PairDataset(Dataset):
                 self.valid_idx.append(idx)
         if not self.sequences and not self.static:
             raise DatasetError("no training data: no sequence has two valid frames and no static images were given")
-        try:
-            self.frame_weight = float(t.frame_weight)
-        except (TypeError, ValueError):
-            self.frame_weight = float("nan")
-        if not self.frame_weight >= 0:
+        if not (isinstance(t.frame_weight, (int, float)) and 0 <= t.frame_weight < float("inf")):
             raise ConfigError(f"train: frame_weight must be a number >= 0, got {t.frame_weight!r}")
+        self.frame_weight = float(t.frame_weight)
         w = np.array([len(i) for i in self.valid_idx], dtype=np.float64) ** self.frame_weight
         self.seq_weights = w / w.sum() if len(w) else w
         self.static_prob = t.static_image_prob if self.static else 0.0
