@@ -187,3 +187,26 @@ def test_two_process_torchrun_keeps_ranks_identical(tiny, tmp_path):
     assert res.returncode == 0, res.stderr[-8000:]
     state = load_checkpoint(tmp_path / "ddp" / "last.pth")["train_state"]
     assert state["step"] == 2 and state["rank_weight_max_diff"] == 0.0
+
+
+WARM_OPENCV_THEN_TRAIN = """
+import sys
+import cv2, numpy as np
+from siamtrack.train.__main__ import main
+# What validation between epochs does in a real run: OpenCV's thread pool runs in the training process before the
+# next epoch's pair workers start. Forked workers then hung on that pool.
+cv2.setNumThreads(2)
+frame = np.zeros((1080, 1920, 3), np.uint8)
+for _ in range(5):
+    cv2.warpAffine(frame, np.float32([[1, 0, 3], [0, 1, 2]]), (1920, 1080))
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_pair_workers_start_after_opencv_has_run_threads(tiny, tmp_path):
+    cmd = [sys.executable, "-c", WARM_OPENCV_THEN_TRAIN, "--config", str(tiny / "tiny.yaml"), "--data",
+           str(tiny / "data"), "--val-data", str(tiny / "data"), "--out", str(tmp_path / "w"), "--threads", "1",
+           "--workers", "1"]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-4000:]
+    assert load_checkpoint(tmp_path / "w" / "last.pth")["train_state"]["epoch"] == 2

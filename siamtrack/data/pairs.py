@@ -197,7 +197,19 @@ class ResumableSampler(DistributedSampler):
         return max(0, self.num_samples - self.start)
 
 
-def worker_init(_):
+def _worker_init(_):
     # Each worker decodes and warps on its own core: library-level threads would only fight over the same cores.
     cv2.setNumThreads(1)
     torch.set_num_threads(1)
+
+
+def loader_workers(workers) -> dict:
+    """DataLoader keyword arguments for `workers` pair-making processes (0: in the training process).
+
+    The workers are spawned, not forked: once the training process has run OpenCV's thread pool (validation
+    between epochs crops frames with it), a forked child that touches the pool (cv2.setNumThreads above) waits
+    forever on threads that were not copied into it, and training hung at the second epoch's first batch."""
+    if not workers:
+        return {"num_workers": 0}
+    return {"num_workers": workers, "worker_init_fn": _worker_init, "multiprocessing_context": "spawn",
+            "prefetch_factor": 4}

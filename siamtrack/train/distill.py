@@ -32,7 +32,7 @@ from torch.utils.data import DataLoader
 
 from ..checkpoint import load_checkpoint, load_weights, save_checkpoint
 from ..config import load_config
-from ..data.pairs import PairDataset, worker_init
+from ..data.pairs import PairDataset, loader_workers
 from ..device import pick_device
 from ..errors import ConfigError, OutputError
 from ..loader import load_model
@@ -216,7 +216,7 @@ def distill(o: DistillOptions) -> int:
     pairs = PairDataset(sequences, cfg, static=static, seed=seed, pairs=o.steps * batch)
     workers = t.workers if o.workers is None else o.workers
     loader = DataLoader(pairs, batch_size=batch, sampler=range(state["step"] * batch, o.steps * batch),
-                        num_workers=workers, worker_init_fn=worker_init, persistent_workers=workers > 0)
+                        persistent_workers=workers > 0, **loader_workers(workers))
     student.backbone.freeze_bn = False
     student.train()
     teacher.eval()

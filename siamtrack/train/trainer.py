@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from ..checkpoint import config_of, load_checkpoint, load_weights, save_checkpoint
 from ..config import load_config
-from ..data.pairs import PairDataset, ResumableSampler, worker_init
+from ..data.pairs import PairDataset, ResumableSampler, loader_workers
 from ..device import pick_device
 from ..errors import ConfigError, OutputError
 from ..loader import cache_dir, read_checkpoint
@@ -278,9 +278,8 @@ class _Run:
         self.dataset.set_epoch(epoch)
         sampler = ResumableSampler(self.dataset, num_replicas=self.world, rank=self.rank, start=done * self.per_rank)
         workers = 0 if self.cached else self.t.workers  # cached features are already in memory
-        return DataLoader(self.dataset, batch_size=self.per_rank, sampler=sampler, num_workers=workers,
-                          drop_last=True, worker_init_fn=worker_init if workers else None,
-                          prefetch_factor=4 if workers else None)
+        return DataLoader(self.dataset, batch_size=self.per_rank, sampler=sampler, drop_last=True,
+                          **loader_workers(workers))
 
     def _epoch(self, net, epoch) -> bool:
         """Train the rest of one epoch; False when --max-steps stopped it part-way (last.pth is then saved)."""

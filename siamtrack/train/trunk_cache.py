@@ -31,7 +31,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from ..data.pairs import worker_init
+from ..data.pairs import loader_workers
 from ..errors import ConfigError
 
 BANK_VERSION = 2
@@ -156,8 +156,7 @@ def _features(model, dataset, indices, batch_size, workers, device, cut):
     (epoch 0)."""
     dataset.set_epoch(0)
     loader = DataLoader(torch.utils.data.Subset(dataset, indices), batch_size=batch_size, shuffle=False,
-                        num_workers=workers, worker_init_fn=worker_init if workers else None,
-                        prefetch_factor=4 if workers else None)
+                        **loader_workers(workers))
     backbone = model.backbone
     was_training = backbone.training
     backbone.eval()
