@@ -88,24 +88,18 @@ def train_sequences(root, limit=None):
     return [(seq.frame, np.asarray(seq.boxes, dtype=np.float64)) for seq in seqs[:limit]]
 
 
-def _correlation_nodes(path):
-    """Names of the head's correlation nodes, which stay float: the Mul / Add nodes of the exported depthwise
-    correlation (a sum of shifted products of two activations) and, in the batch-1 graph, the Conv nodes whose
-    weights are the exemplar's kernels rather than constants."""
+def _float_nodes(path, output_convs):
+    """Names of the nodes that stay float: the head's correlation nodes (the Mul / Add nodes of the exported
+    depthwise correlation, a sum of shifted products of two activations, and, in the batch-1 graph, the Conv nodes
+    whose weights are the exemplar's kernels rather than constants); with `output_convs` also the Conv nodes that
+    write the graph's outputs (the head's score and box layers), reached from each output through non-Conv nodes."""
     import onnx
     graph = onnx.load(str(path)).graph
     constants = {t.name for t in graph.initializer}
-    return [n.name for n in graph.node if n.name.startswith("/head/") and
-            (n.op_type in ("Mul", "Add") or (n.op_type == "Conv" and n.input[1] not in constants))]
-
-
-def _output_convs(path):
-    """Names of the Conv nodes that write the graph's outputs (the head's score and box layers), reached from each
-    output back through any non-Conv nodes."""
-    import onnx
-    graph = onnx.load(str(path)).graph
+    names = {n.name for n in graph.node if n.name.startswith("/head/") and
+             (n.op_type in ("Mul", "Add") or (n.op_type == "Conv" and n.input[1] not in constants))}
     producer = {o: n for n in graph.node for o in n.output}
-    names, todo = set(), [o.name for o in graph.output]
+    todo = [o.name for o in graph.output] if output_convs else []
     while todo:
         node = producer.get(todo.pop())
         if node is None:
@@ -148,9 +142,9 @@ def quantize_export(fp32_dir, out_dir, sequences, description, crops=64, seed=0)
     # full-range weights; 7-bit weights (reduce_range) avoid that, as onnxruntime's quantization guide advises.
     from .device import cpu_info
     flags = cpu_info()["flags"]
+    # With those 7-bit weights siamrpn-lite-s8's int8 boxes moved a median 1.02 px from fp32 (AVX2 EPYC, session 26):
+    # the head's last layers (scores and box offsets, 1 x 1 convolutions on 64 channels) then stay float too.
     reduce_range = bool(flags) and not ({"avx512_vnni", "avx_vnni", "amx_int8"} & set(flags))
-    # With 7-bit weights the box offsets of siamrpn-lite-s8 moved a median 1.02 px from fp32 (AVX2 EPYC, session 26);
-    # the head's last layers (scores and box offsets, 1 x 1 convolutions on 64 channels) then stay float.
     tmp = out_dir.with_name(out_dir.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -167,7 +161,8 @@ def quantize_export(fp32_dir, out_dir, sequences, description, crops=64, seed=0)
         q.quantize_static(str(pre), str(tmp / FILES[part]), _Reader(graph_feeds),
                           quant_format=q.QuantFormat.QDQ, per_channel=True,
                           activation_type=q.QuantType.QUInt8, weight_type=q.QuantType.QInt8,
-                          op_types_to_quantize=list(QUANTIZED_OPS), nodes_to_exclude=_correlation_nodes(pre) + (_output_convs(pre) if reduce_range else []),
+                          op_types_to_quantize=list(QUANTIZED_OPS),
+                          nodes_to_exclude=_float_nodes(pre, output_convs=reduce_range),
                           calibrate_method=q.CalibrationMethod.MinMax, reduce_range=reduce_range)
         pre.unlink()
     info = {**info, "precision": "int8", "reduce_range": reduce_range,
