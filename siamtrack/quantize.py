@@ -138,13 +138,9 @@ def quantize_export(fp32_dir, out_dir, sequences, description, crops=64, seed=0)
         xt = crops_to_tensor(x[None], channels_last=False).numpy()
         kernels = template.run(None, {"z": zt})
         feeds.append({"x": xt, **{name: k for name, k in zip(info["kernels"], kernels)}})
-    # Without VNNI (AVX2-only x86) onnxruntime's u8 x s8 kernels multiply-add pairs into 16 bits and can saturate on
-    # full-range weights; 7-bit weights (reduce_range) avoid that, as onnxruntime's quantization guide advises.
-    from .device import cpu_info
-    flags = cpu_info()["flags"]
-    # With those 7-bit weights siamrpn-lite-s8's int8 boxes moved a median 1.02 px from fp32 (AVX2 EPYC, session 26):
-    # the head's last layers (scores and box offsets, 1 x 1 convolutions on 64 channels) then stay float too.
-    reduce_range = bool(flags) and not ({"avx512_vnni", "avx_vnni", "amx_int8"} & set(flags))
+    # With 7-bit weights siamrpn-lite-s8's int8 boxes moved a median 1.02 px from fp32 (AVX2 EPYC, session 26): the
+    # head's last layers (scores and box offsets, 1 x 1 convolutions on 64 channels) then stay float too.
+    reduce_range = weights_7bit()
     tmp = out_dir.with_name(out_dir.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -173,6 +169,15 @@ def quantize_export(fp32_dir, out_dir, sequences, description, crops=64, seed=0)
     return out_dir
 
 
+def weights_7bit() -> bool:
+    """Whether int8 exports made on this CPU use 7-bit weights. Without VNNI (AVX2-only x86) onnxruntime's u8 x s8
+    kernels multiply-add pairs into 16 bits and can saturate on full-range weights; 7-bit weights (reduce_range)
+    avoid that, as onnxruntime's quantization guide advises."""
+    from .device import cpu_info
+    flags = cpu_info()["flags"]
+    return bool(flags) and not ({"avx512_vnni", "avx_vnni", "amx_int8"} & set(flags))
+
+
 def calibration_source(shared_root=None):
     """(tracking root or None, tag): where `default_calibration` takes its crops, and a short name for that data.
     int8 boxes depend on the calibration crops (session 18: one weights file calibrated on the demo clip by a wheel
@@ -187,9 +192,11 @@ def calibration_source(shared_root=None):
 
 
 def calibration_tag():
-    """The tag of the data an int8 export made now would be calibrated on (the shared folder, if any)."""
+    """The tag of an int8 export made now: the data it would be calibrated on (the shared folder, if any), and "-w7"
+    where this CPU makes it with 7-bit weights and a float head output. Cached exports and recorded benchmark
+    results go by it, so an export of one recipe is never taken for the other's."""
     from .shared import shared_root
-    return calibration_source(shared_root())[1]
+    return calibration_source(shared_root())[1] + ("-w7" if weights_7bit() else "")
 
 
 def default_calibration(shared_root=None):
@@ -205,4 +212,4 @@ def default_calibration(shared_root=None):
 
 
 __all__ = ["quantize_export", "calibration_pairs", "train_sequences", "calibration_source", "calibration_tag",
-           "default_calibration", "demo_sequence"]
+           "default_calibration", "demo_sequence", "weights_7bit"]

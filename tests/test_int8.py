@@ -67,6 +67,17 @@ def test_calibration_data_names_the_int8_export(tmp_path):
     assert calibration_source(tmp_path)[1] not in (tag, "demo")
 
 
+@pytest.mark.parametrize("flags, suffix", [(["avx2", "fma"], "-w7"), (["avx2", "avx512_vnni"], ""), ([], "")])
+def test_the_int8_tag_names_the_weight_width(monkeypatch, flags, suffix):
+    # Without VNNI the export is made another way (7-bit weights, float head outputs): a cache folder or benchmark
+    # record of one recipe must not be taken for the other's. No flags known (not x86): the VNNI recipe.
+    import siamtrack.device as device
+    from siamtrack.quantize import weights_7bit
+    monkeypatch.setattr(device, "cpu_info", lambda: {"model": "test", "flags": flags})
+    monkeypatch.setattr("siamtrack.shared.shared_root", lambda: None)
+    assert weights_7bit() == (suffix == "-w7") and calibration_tag() == "demo" + suffix
+
+
 @pytest.mark.parametrize("backend, precision", [("torch", "int8"), ("onnxruntime", "bf16")])
 def test_precision_a_backend_does_not_run_is_refused(backend, precision):
     with pytest.raises(ConfigError, match="use --backend"):
