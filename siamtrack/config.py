@@ -120,6 +120,11 @@ class TrainConfig:
     search_stretch: float = 0.05
     # common scale of the search crop, log-uniform in [1 / (1 + s), 1 + s] (siamtrack/data/augment.py CropParams)
     search_scale: float = 0.0
+    # Share of still-image pairs whose target is a part of the annotated box (a sub-box of 40-100 % of each side,
+    # anywhere in it): users box faces, heads and parts of objects as often as whole ones, and a head trained on
+    # whole objects alone grows a face's box onto the head and body. On one photo the part's box is exact in both
+    # crops; video frames would need the part's box in another frame, so they keep the whole box.
+    part_prob: float = 0.0
     static_image_prob: float = 0.2
     # A sequence is drawn with probability proportional to (its valid frames) ** frame_weight: 1 by frames (one
     # 3,000-frame clip outweighs forty 70-frame ones), 0 every sequence alike, as pysot draws videos.

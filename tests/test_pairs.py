@@ -140,6 +140,29 @@ def test_static_and_negative_pairs(tmp_path):
         PairDataset([], config())
 
 
+def test_part_targets_are_sub_boxes_of_the_annotated_box(tmp_path):
+    img = tmp_path / "still.png"
+    cv2.imwrite(str(img), square_frame((30, 30, 60, 60)))
+    static = [(str(img), np.array([[30, 30, 60, 60]], dtype=np.float64))]
+    ds = PairDataset([], config(part_prob=1.0, search_shift=0.0), static=static, pairs=40)
+    rng = np.random.default_rng(0)
+    parts = np.array([ds._part(rng, np.array([30.0, 30.0, 60.0, 60.0])) for _ in range(200)])
+    assert np.all(parts[:, :2] >= 30) and np.all(parts[:, :2] + parts[:, 2:] <= 90 + 1e-9)
+    assert np.all(parts[:, 2:] >= 0.4 * 60 - 1e-9) and (parts[:, 2:] < 59).any(axis=1).mean() > 0.9
+    # parts are at least PART_MIN_PIXELS (12) a side: a box smaller than that stays whole
+    assert all(ds._part(rng, np.array([0.0, 0.0, 14.0, 14.0]))[2] >= 12 for _ in range(20))
+    assert np.array_equal(ds._part(rng, np.array([0.0, 0.0, 10.0, 30.0])), [0, 0, 10, 30])
+    # the part is what both crops are cut around: a square target's search boxes take the parts' aspects, far beyond
+    # what the static stretch alone gives (1.15 / 0.85 = 1.35)
+    aspects = np.array([float(b[2] / b[3]) for _, _, b, _ in (ds[i] for i in range(40))])
+    assert aspects.max() > 1.5 and aspects.min() < 1 / 1.5
+    whole = PairDataset([], config(search_shift=0.0), static=static, pairs=40)
+    assert np.array_equal(whole._part(rng, np.array([30.0, 30.0, 60.0, 60.0])), [30, 30, 60, 60])
+    assert whole.fingerprint() != ds.fingerprint()
+    with pytest.raises(ConfigError, match="part_prob"):
+        PairDataset([], config(part_prob=1.5), static=static, pairs=4)
+
+
 def test_hard_negatives_are_another_object_of_the_same_class_in_the_same_photo(tmp_path):
     img = tmp_path / "two.png"
     frame = np.full((160, 240, 3), 40, np.uint8)

@@ -19,6 +19,8 @@ from .augment import CropParams, augmented_crop, color_jitter
 from ..errors import ConfigError, DatasetError
 
 STATIC_STRETCH = 0.15  # two views of one still image need more geometric difference than two video frames
+PART_MIN_SIDE = 0.4    # a part target keeps at least this share of each side of its box
+PART_MIN_PIXELS = 12   # and at least this many frame pixels a side (a box with a side under it stays whole)
 
 
 class PairDataset(Dataset):
@@ -57,6 +59,9 @@ class PairDataset(Dataset):
             self.static_prob = 1.0
         self.negative_prob = t.negative_pair_prob
         self.hard_negative_prob = t.hard_negative_prob
+        if not 0 <= t.part_prob <= 1:
+            raise ConfigError(f"train: part_prob must be within [0, 1], got {t.part_prob!r}")
+        self.part_prob = float(t.part_prob)
         self.z_params = CropParams(stretch=0.05, shift=0.0)
         self.x_params = CropParams(stretch=t.search_stretch, shift=t.search_shift, scale=t.search_scale)
 
@@ -85,6 +90,8 @@ class PairDataset(Dataset):
                 "seed": self.seed}
         if self.frame_weight != 1:  # likewise: banks drawn by frames keep their fingerprint
             what["frame_weight"] = self.frame_weight
+        if self.part_prob:
+            what["part"] = [self.part_prob, PART_MIN_SIDE, PART_MIN_PIXELS]
         if self.hard_negative_prob:  # only then do the classes decide pairs (older banks keep their fingerprint)
             what["hard"] = [self.hard_negative_prob, [c.tolist() for c in self.static_classes]]
         return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()
@@ -114,13 +121,27 @@ class PairDataset(Dataset):
         frame = seq.frame(frame_index)
         return augmented_crop(frame, seq.boxes[frame_index], out_size, self.exemplar_size, self.context, params, rng)
 
-    def _static_crop(self, rng, item, box_index, out_size, params):
+    def _static_crop(self, rng, item, box_index, out_size, params, box=None):
+        """An augmented crop around box `box_index` of still image `item`, or around `box` in that image."""
         path, boxes = self.static[item]
         frame = cv2.imread(path, cv2.IMREAD_COLOR)
         if frame is None:
             raise DatasetError(f"cannot read image {path}")
         p = CropParams(stretch=STATIC_STRETCH, shift=params.shift, scale=params.scale)
-        return augmented_crop(frame, boxes[box_index], out_size, self.exemplar_size, self.context, p, rng)
+        box = boxes[box_index] if box is None else box
+        return augmented_crop(frame, box, out_size, self.exemplar_size, self.context, p, rng)
+
+    def _part(self, rng, box):
+        """With probability part_prob a random sub-box of `box` (x, y, w, h), else `box` itself."""
+        if not self.part_prob or rng.random() >= self.part_prob:
+            return box
+        x, y, w, h = (float(v) for v in box)
+        fw, fh = rng.uniform(PART_MIN_SIDE, 1.0, size=2)
+        pw, ph = max(w * fw, PART_MIN_PIXELS), max(h * fh, PART_MIN_PIXELS)
+        if pw > w or ph > h:
+            return box
+        ox, oy = rng.uniform(0.0, 1.0, size=2)
+        return np.array([x + ox * (w - pw), y + oy * (h - ph), pw, ph])
 
     def _random_static(self, rng):
         item = int(rng.integers(len(self.static)))
@@ -132,8 +153,9 @@ class PairDataset(Dataset):
         negative = rng.random() < self.negative_prob
         if rng.random() < self.static_prob:
             item, k = self._random_static(rng)
-            z, _ = self._static_crop(rng, item, k, zs, self.z_params)
-            x, box = self._static_crop(rng, item, k, xs, self.x_params)
+            target = self._part(rng, self.static[item][1][k])
+            z, _ = self._static_crop(rng, item, k, zs, self.z_params, box=target)
+            x, box = self._static_crop(rng, item, k, xs, self.x_params, box=target)
             if negative:
                 same = self._same_class_other(rng, item, k)
                 x, box = (self._static_crop(rng, item, same, xs, self.x_params) if same is not None
