@@ -109,6 +109,8 @@ LITE_NECK = {"name": "adjust", "args": {"in_channels": 112, "out_channels": 64, 
     (ALEX, None, {"name": "rpn_up", "args": {"in_channels": 256, "channels": 16}}, 17),
     (LITE, LITE_NECK, {"name": "rpn_dw", "args": {"in_channels": 64, "channels": 32}}, 11),
     (LITE, LITE_NECK, {"name": "rpn_up", "args": {"in_channels": 64, "channels": 8}}, 11),
+    # pixel-wise correlation keeps the search grid: 17 x 17 at stride 16
+    (LITE, LITE_NECK, {"name": "rpn_pw", "args": {"in_channels": 64, "channels": 16}}, 17),
 ])
 def test_heads_on_both_backbones(backbone, neck, head, r):
     torch.manual_seed(0)
@@ -187,3 +189,19 @@ def test_loc_loss_is_l1_unless_asked_for_smooth_l1():
     cfg.train.loc_loss = "l2"
     with pytest.raises(ConfigError, match="loc_loss"):
         RPNObjective(cfg, model)
+
+
+def test_a_pixelwise_head_starts_from_a_depthwise_checkpoints_trunk_and_neck():
+    from siamtrack.checkpoint import load_weights
+    from siamtrack.models.ban import adopt_state
+    torch.manual_seed(0)
+    dw_cfg = _cfg(LITE, {"name": "rpn_dw", "args": {"in_channels": 64, "channels": 16}}, LITE_NECK)
+    pw_cfg = _cfg(LITE, {"name": "rpn_pw", "args": {"in_channels": 64, "channels": 16}}, LITE_NECK)
+    source, model = build_model(dw_cfg.model), build_model(pw_cfg.model)
+    head_before = {k: v.clone() for k, v in model.head.state_dict().items()}
+    load_weights(model, adopt_state(model, source.state_dict(), dw_cfg))
+    for k, v in source.state_dict().items():
+        if not k.startswith("head."):
+            torch.testing.assert_close(model.state_dict()[k], v)
+    for k, v in model.head.state_dict().items():
+        torch.testing.assert_close(v, head_before[k])

@@ -13,7 +13,7 @@ import numpy as np
 from torch import nn
 
 from .registry import register_head
-from .rpn import _DepthwiseBranch
+from .rpn import PixelwiseRPN, _DepthwiseBranch
 
 # A fresh loc layer predicts 2 strides (32 px at stride 16) to each side: a 64 px box, the size a target has in the
 # 255 px search crop when the exemplar crop holds it with context 0.5.
@@ -64,7 +64,11 @@ class DepthwiseBAN(nn.Module):
 
 def adopt_state(model, state, source_cfg):
     """`state` (a checkpoint of `source_cfg`) made loadable into `model` when `model` has this head and the checkpoint
-    a depthwise RPN head; unchanged otherwise (and `load_weights` then names any mismatch)."""
+    a depthwise RPN head, or `model` a pixel-wise RPN head (the checkpoint's trunk and neck, the head as initialised:
+    no layer of a depthwise head carries over); unchanged otherwise (and `load_weights` then names any mismatch)."""
     if isinstance(model.head, DepthwiseBAN) and source_cfg.model.head.name == "rpn_dw":
         return model.head.adopt(state, "head.", source_cfg.tracker)
+    if isinstance(model.head, PixelwiseRPN) and source_cfg.model.head.name != "rpn_pw":
+        fresh = {"head." + k: v for k, v in model.head.state_dict().items()}
+        return {**{k: v for k, v in state.items() if not k.startswith("head.")}, **fresh}
     return state

@@ -7,6 +7,7 @@ objective share; a head only knows how many anchors it predicts per cell (`num_a
 """
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from .correlation import xcorr_depthwise, xcorr_upchannel
@@ -73,3 +74,44 @@ class UpChannelRPN(nn.Module):
         cls = xcorr_upchannel(self.cls_search(xf), kernels[0], 2 * self.k) * norm
         loc = xcorr_upchannel(self.loc_search(xf), kernels[1], 4 * self.k) * norm
         return cls, self.loc_adjust(loc)
+
+
+def _conv3_bn_relu(cin, cout):
+    # padded, so the response keeps the search features' grid (and its centring; siamtrack/anchors.py)
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+@register_head("rpn_pw")
+class PixelwiseRPN(nn.Module):
+    """Pixel-wise correlation RPN (as Alpha-Refine, SiamGAT and NanoTrack v2 correlate): every exemplar cell's feature
+    vector is correlated with every search cell, giving one similarity map per exemplar cell (n = h * w channels,
+    49 for a 7x7 exemplar). A depthwise correlation sums over the exemplar's cells, so its head cannot tell which part
+    of the exemplar matched where and infers the box from what objects look like (a boxed face grows onto the head);
+    here the maps say which exemplar cells, the target's or the context's, match at each place. The maps and the
+    search features go through two padded 3x3 convolutions per branch: the response keeps the search grid (17 x 17
+    for a 255 crop at stride 16) rather than shrinking by the exemplar's size."""
+
+    def __init__(self, in_channels=64, channels=64, num_anchors=5, exemplar_cells=49):
+        super().__init__()
+        self.k = num_anchors
+        self.kernel = nn.Sequential(nn.Conv2d(in_channels, channels, 1, bias=False), nn.BatchNorm2d(channels))
+        self.search = nn.Sequential(nn.Conv2d(in_channels, channels, 1, bias=False), nn.BatchNorm2d(channels))
+        self.scale = channels ** -0.5
+        fused = exemplar_cells + channels
+        self.cls = nn.Sequential(_conv3_bn_relu(fused, channels), _conv3_bn_relu(channels, channels),
+                                 nn.Conv2d(channels, 2 * self.k, 1))
+        self.loc = nn.Sequential(_conv3_bn_relu(fused, channels), _conv3_bn_relu(channels, channels),
+                                 nn.Conv2d(channels, 4 * self.k, 1))
+
+    def template(self, zf):
+        """(K, C, h, w) exemplar features -> (K, h * w, C): one row per exemplar cell."""
+        return self.kernel(zf).flatten(2).transpose(1, 2)
+
+    def forward(self, kernel, xf):
+        xs = self.search(xf)
+        b, c, h, w = xs.shape
+        if kernel.shape[0] == 1 and b > 1:
+            kernel = kernel.expand(b, -1, -1)
+        corr = torch.matmul(kernel, xs.reshape(b, c, h * w)).reshape(b, -1, h, w) * self.scale
+        fused = torch.cat([corr, xs], dim=1)
+        return self.cls(fused), self.loc(fused)
