@@ -109,6 +109,10 @@ class TrainConfig:
     # of the negative pairs drawn on a still image, the share whose search crop is another object of the exemplar's
     # class in the same photo (when it has one) rather than another photo
     hard_negative_prob: float = 0.0
+    # of the negative pairs drawn on a video frame, the share whose search crop is a place near the target in the
+    # same frame, with the target wholly outside it (when the frame has such a place): in crowds, traffic and groups
+    # that place holds look-alikes, the negatives a tracker that jumps to another person or car needs
+    scene_negative_prob: float = 0.0
     # RPN box regression loss on the positive anchors' (dx, dy, dw, dh): "l1" as SiamRPN++ trains, or "smooth_l1"
     # (beta 1). Offsets of positives are mostly under 0.2, where smooth-L1 is quadratic and its gradient ~10x weaker
     # than L1's: siamrpn-lite trained with it learned almost no scale (predicted size follows the target's size in

@@ -188,6 +188,24 @@ def test_hard_negatives_are_another_object_of_the_same_class_in_the_same_photo(t
     assert ds.fingerprint() != PairDataset([], cfg, static=[(str(img), boxes)], pairs=40).fingerprint()
 
 
+def test_scene_negatives_are_the_same_frame_without_the_target(tmp_path):
+    seq = make_sequence(tmp_path, n=12)
+    cfg = config(negative_pair_prob=1.0, scene_negative_prob=1.0, static_image_prob=0.0)
+    ds = PairDataset([seq], cfg, pairs=30)  # one sequence and no photos: any other negative would raise
+    for i in range(30):
+        _, x, _, neg = ds[i]
+        assert float(neg) == 1.0
+        # the frame's background is 40, the target 230; the crop holds no target pixel (padding is the frame mean)
+        assert float(x.max()) < 135
+    # a target filling the frame leaves no place without it: the draw says so and the caller falls back
+    big = Sequence("big", seq.frames, np.tile([[0.0, 0.0, 160.0, 120.0]], (12, 1)), {})
+    assert PairDataset([big], cfg, pairs=4)._elsewhere_in_frame(np.random.default_rng(0), 0, 3) is None
+    plain = config(negative_pair_prob=1.0, static_image_prob=0.0)
+    assert ds.fingerprint() != PairDataset([seq], plain, pairs=30).fingerprint()
+    with pytest.raises(ConfigError, match="scene_negative_prob"):
+        PairDataset([seq], config(scene_negative_prob=-0.1), pairs=4)
+
+
 def test_fingerprint_does_not_depend_on_how_the_image_path_was_typed(tmp_path, monkeypatch):
     # The same photos named relatively from another folder, or absolutely, are the same data: one bank, not a rebuild.
     (tmp_path / "work" / "run").mkdir(parents=True)

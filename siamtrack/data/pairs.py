@@ -16,11 +16,14 @@ import torch
 from torch.utils.data import Dataset, DistributedSampler
 
 from .augment import CropParams, augmented_crop, color_jitter
+from ..crops import exemplar_size
 from ..errors import ConfigError, DatasetError
 
 STATIC_STRETCH = 0.15  # two views of one still image need more geometric difference than two video frames
 PART_MIN_SIDE = 0.4    # a part target keeps at least this share of each side of its box
 PART_MIN_PIXELS = 12   # and at least this many frame pixels a side (a box with a side under it stays whole)
+SCENE_TRIES = 8        # places tried for an in-frame negative before it falls back to another sequence
+SCENE_DISTANCE = (0.6, 1.2)  # an in-frame negative's place: this many search-crop sides from the target's centre
 
 
 class PairDataset(Dataset):
@@ -59,6 +62,9 @@ class PairDataset(Dataset):
             self.static_prob = 1.0
         self.negative_prob = t.negative_pair_prob
         self.hard_negative_prob = t.hard_negative_prob
+        if not 0 <= t.scene_negative_prob <= 1:
+            raise ConfigError(f"train: scene_negative_prob must be within [0, 1], got {t.scene_negative_prob!r}")
+        self.scene_negative_prob = float(t.scene_negative_prob)
         if not 0 <= t.part_prob <= 1:
             raise ConfigError(f"train: part_prob must be within [0, 1], got {t.part_prob!r}")
         self.part_prob = float(t.part_prob)
@@ -94,6 +100,8 @@ class PairDataset(Dataset):
             what["part"] = [self.part_prob, PART_MIN_SIDE, PART_MIN_PIXELS]
         if self.hard_negative_prob:  # only then do the classes decide pairs (older banks keep their fingerprint)
             what["hard"] = [self.hard_negative_prob, [c.tolist() for c in self.static_classes]]
+        if self.scene_negative_prob:
+            what["scene"] = [self.scene_negative_prob, SCENE_TRIES, SCENE_DISTANCE]
         return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()
 
     def __len__(self):
@@ -165,7 +173,8 @@ class PairDataset(Dataset):
             z, _ = self._sequence_crop(rng, s, i, zs, self.z_params)
             x, box = self._sequence_crop(rng, s, j, xs, self.x_params)
             if negative:
-                x, box = self._other_search(rng, seq_index=s)
+                away = self._elsewhere_in_frame(rng, s, j)
+                x, box = away if away is not None else self._other_search(rng, seq_index=s)
         z = color_jitter(z, self.z_params, rng)
         x = color_jitter(x, self.x_params, rng)
         return to_tensor(z), to_tensor(x), torch.from_numpy(box), torch.tensor(float(negative))
@@ -180,6 +189,34 @@ class PairDataset(Dataset):
         others = np.flatnonzero((classes == classes[k]) & (classes >= 0))
         others = others[others != k]
         return int(rng.choice(others)) if len(others) else None
+
+    def _elsewhere_in_frame(self, rng, seq_index, frame_index):
+        """With probability scene_negative_prob, a search crop of frame `frame_index` around another place near the
+        target (a box of the target's size) that leaves the target wholly outside the crop; None when not drawn, or
+        when SCENE_TRIES places all overlap it or fall outside the frame (a large target in a small frame)."""
+        if not self.scene_negative_prob or rng.random() >= self.scene_negative_prob:
+            return None
+        seq = self.sequences[seq_index]
+        frame = seq.frame(frame_index)
+        fh, fw = frame.shape[:2]
+        x, y, w, h = (float(v) for v in seq.boxes[frame_index])
+        # the crop's side in frame pixels, unaugmented; places one 0.6-1.2 sides away are the target's
+        # neighbourhood, what the tracker's next search crops cover
+        side = exemplar_size(w, h, self.context) * self.search_size / self.exemplar_size
+        for _ in range(SCENE_TRIES):
+            angle, dist = rng.uniform(0, 2 * np.pi), side * rng.uniform(*SCENE_DISTANCE)
+            cx, cy = x + w / 2 + dist * np.cos(angle), y + h / 2 + dist * np.sin(angle)
+            if not (0 <= cx < fw and 0 <= cy < fh):
+                continue
+            place = np.array([cx - w / 2, cy - h / 2, w, h])
+            crop, at = augmented_crop(frame, place, self.search_size, self.exemplar_size, self.context,
+                                      self.x_params, rng)
+            # the crop's pixels per frame pixel from the place's box in it, then where the target lands
+            ax, ay = w / at[2], h / at[3]
+            tx, ty = at[0] + (x - place[0]) / ax, at[1] + (y - place[1]) / ay
+            if tx >= self.search_size or ty >= self.search_size or tx + at[2] <= 0 or ty + at[3] <= 0:
+                return crop, at
+        return None
 
     def _other_search(self, rng, seq_index=None, static_item=None):
         """A search crop of a different object: another sequence when there is one, else another image."""
