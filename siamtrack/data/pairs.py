@@ -16,6 +16,7 @@ import torch
 from torch.utils.data import Dataset, DistributedSampler
 
 from .augment import CropParams, augmented_crop, color_jitter
+from .. import boxes as B
 from ..crops import exemplar_size
 from ..errors import ConfigError, DatasetError
 
@@ -213,8 +214,8 @@ class PairDataset(Dataset):
                                       self.x_params, rng)
             # the crop's pixels per frame pixel from the place's box in it, then where the target lands
             ax, ay = w / at[2], h / at[3]
-            tx, ty = at[0] + (x - place[0]) / ax, at[1] + (y - place[1]) / ay
-            if tx >= self.search_size or ty >= self.search_size or tx + at[2] <= 0 or ty + at[3] <= 0:
+            target = [at[0] + (x - place[0]) / ax, at[1] + (y - place[1]) / ay, at[2], at[3]]
+            if B.iou(target, [0, 0, self.search_size, self.search_size]) == 0:
                 return crop, at
         return None
 

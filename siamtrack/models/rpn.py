@@ -110,8 +110,7 @@ class PixelwiseRPN(nn.Module):
     def forward(self, kernel, xf):
         xs = self.search(xf)
         b, c, h, w = xs.shape
-        if kernel.shape[0] == 1 and b > 1:
-            kernel = kernel.expand(b, -1, -1)
+        # (K, n, C) @ (b, C, h * w): one exemplar (K = 1) broadcasts over a batch of search crops
         corr = torch.matmul(kernel, xs.reshape(b, c, h * w)).reshape(b, -1, h, w) * self.scale
         fused = torch.cat([corr, xs], dim=1)
         return self.cls(fused), self.loc(fused)
