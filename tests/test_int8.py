@@ -16,9 +16,10 @@ def cache(tmp_path_factory):
     return tmp_path_factory.mktemp("cache")
 
 
-# siamrpn-slim runs int8 by default (the default model and backend); siamrpn-lite and siamrpn-lite-s8 (its trunk run
-# phase by phase at stride 8, siamtrack/models/efficientnet.py) are the other int8 models users pick
-@pytest.mark.parametrize("name", ["siamrpn-slim", "siamrpn-lite", "siamrpn-lite-s8"])
+# siamrpn-lite-pw runs int8 by default (the default model and backend; pixel-wise correlation, a MatMul in the
+# graph); siamrpn-slim, siamrpn-lite and siamrpn-lite-s8 (its trunk run phase by phase at stride 8,
+# siamtrack/models/efficientnet.py) are the other int8 models users pick
+@pytest.mark.parametrize("name", ["siamrpn-slim", "siamrpn-lite", "siamrpn-lite-s8", "siamrpn-lite-pw"])
 def test_int8_boxes_stay_within_a_few_pixels_of_fp32(name, cache, monkeypatch):
     if not weights_path(name).is_file():
         pytest.skip(f"{name} weights are not shipped")

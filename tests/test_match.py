@@ -63,7 +63,7 @@ def test_min_score_and_the_template_itself(matcher):
 
 
 def test_the_default_model_has_calibrated_scores():
-    # the tracking default (siamrpn-slim) has no calibration: matching defaults to a model whose scores are
+    # the tracking default (siamrpn-lite-pw) has no calibration: matching defaults to a model whose scores are
     # probabilities, so that --min-score keeps its meaning
     from siamtrack.match import CALIBRATIONS, SiameseMatcher, default_match_model
     from siamtrack.zoo import weights_path
