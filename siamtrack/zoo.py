@@ -14,7 +14,7 @@ from .errors import CheckpointError, ConfigError
 
 # name -> file stem; order is preference for the default model (session 14): the fastest model whose AUC on the full
 # val of ../sot-all is within 0.01 of the best one's, through the default backend (runtime.resolve_backend). So
-# siamrpn-lite-pw (session 29: int8 0.640, SR75 0.398; as fast as siamrpn-lite in int8, 0.66x siamrpn-slim) leads,
+# siamrpn-lite-pw (session 29: int8 0.640, SR75 0.398; 0.43x siamrpn-slim's and 0.37x NanoTrack's speed) leads,
 # then siamrpn-slim (int8 0.584 on the same run, 0.601 in session 18), siamrpn-lite (int8 0.602), siamrpn-lite-s8
 # (siamrpn-lite at stride 8, session 17: torch 0.609, int8 0.35x NanoTrack's speed), then siamfc-alexnet, behind on
 # every val split (see their model cards). siamrpn-lite stays ahead of siamrpn-lite-s8 here so that `siamtrack

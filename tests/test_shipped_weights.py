@@ -49,7 +49,8 @@ def _untrained(model, name):
     return model
 
 
-@pytest.mark.parametrize("name", ["siamfc-alexnet", "siamrpn-lite", "siamrpn-lite-s8", "siamrpn-lite-pw", "siamrpn-slim"])
+@pytest.mark.parametrize("name", ["siamfc-alexnet", "siamrpn-lite", "siamrpn-lite-s8", "siamrpn-lite-pw",
+                                  "siamrpn-slim"])
 def test_shipped_weights_track_far_better_than_untrained(name, shared):
     path = zoo.weights_path(name)
     if not path.is_file():
