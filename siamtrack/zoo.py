@@ -17,8 +17,7 @@ from .errors import CheckpointError, ConfigError
 # siamrpn-lite-pw (session 29: int8 0.640, SR75 0.398; 0.43x siamrpn-slim's and 0.37x NanoTrack's speed) leads,
 # then siamrpn-slim (int8 0.584 on the same run, 0.601 in session 18), siamrpn-lite (int8 0.602), siamrpn-lite-s8
 # (siamrpn-lite at stride 8, session 17: torch 0.609, int8 0.35x NanoTrack's speed), then siamfc-alexnet, behind on
-# every val split (see their model cards). siamrpn-lite stays ahead of siamrpn-lite-s8 here so that `siamtrack
-# match` keeps its default (the first calibrated model, siamtrack/match.py; siamrpn-lite-pw has no calibration).
+# every val split (see their model cards). `siamtrack match` names its own default (siamtrack/match.py MATCH_MODEL).
 MODELS = {
     "siamrpn-lite-pw": "siamrpn_lite_pw",
     "siamrpn-slim": "siamrpn_slim",

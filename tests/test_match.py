@@ -63,14 +63,15 @@ def test_min_score_and_the_template_itself(matcher):
 
 
 def test_the_default_model_has_calibrated_scores():
-    # the tracking default (siamrpn-lite-pw) has no calibration: matching defaults to a model whose scores are
-    # probabilities, so that --min-score keeps its meaning
-    from siamtrack.match import CALIBRATIONS, SiameseMatcher, default_match_model
-    from siamtrack.zoo import weights_path
+    # matching defaults to a model whose scores are probabilities, so that --min-score keeps its meaning; not to the
+    # tracking default (siamrpn-lite-pw), calibrated too, which ranks a look-alike first on this file's scene
+    from siamtrack.match import CALIBRATIONS, MatchOptions, SiameseMatcher, calibration_of, default_match_model
+    from siamtrack.zoo import default_model, weights_path
     if not weights_path(MODEL).is_file():
         pytest.skip(f"{MODEL} weights are not shipped")
     assert default_match_model() == MODEL and MODEL in CALIBRATIONS
     assert SiameseMatcher(device="cpu").model_name == MODEL
+    assert calibration_of(default_model(), MatchOptions()) is CALIBRATIONS[default_model()]
 
 
 def test_nms_keeps_the_best_of_overlapping_boxes():
