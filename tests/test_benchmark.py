@@ -235,7 +235,8 @@ def test_workers_and_shards_give_the_same_numbers(first_run, dataset, tmp_path):
 
 def test_init_jitter_averages_runs_from_shifted_first_boxes(first_run, dataset, tmp_path, capsys):
     from siamtrack import boxes as B
-    from siamtrack.eval.bench import SRE_JITTERS, score_tracker
+    from siamtrack.eval.bench import score_tracker
+    from siamtrack.eval.runner import SRE_JITTERS
     assert _bench(dataset, tmp_path, "--trackers", "opencv-mil", "--init-jitter", "2", "--results",
                   str(tmp_path / "res"), "--json", str(tmp_path / "sre.json")) == 0
     assert "success AUC per run" in capsys.readouterr().out

@@ -225,6 +225,36 @@ def test_tune_grid_ranks_combinations(tmp_path):
         parse_grid(["penalty_k=0.1,abc"], cfg.tracker)
 
 
+def test_tune_over_sre_starts_scores_the_mean_of_the_runs(tmp_path):
+    # `siamtrack tune --init-jitter K`: each setting is scored as benchmark --init-jitter scores a tracker, the mean
+    # over the one-pass run and K runs started on the first box moved as OTB's SRE moves it
+    from siamtrack.config import ComponentConfig, ExperimentConfig, ModelConfig
+    from siamtrack.data.datasets import open_dataset
+    from siamtrack.eval.grid import run_grid
+    from siamtrack.eval.runner import SRE_JITTERS, frame_bound, run_sequence
+    from siamtrack.eval.summary import sequence_scores
+
+    _synthetic_otb(tmp_path / "data")
+    seqs = open_dataset(tmp_path / "data")
+    cfg = ExperimentConfig(name="t", model=ModelConfig(backbone=ComponentConfig("none"), head=ComponentConfig("none")),
+                           tracker=TrackerConfig(type="siamrpn", window_influence=0.3))
+    grid = {"window_influence": [0.3]}
+    (one,) = run_grid(ColourRPN(cfg.tracker), cfg, CPU, seqs, grid)
+    # ten runs reach the first scaled start (0.8x): a colour blob is found again from any shifted start, but a box
+    # started too small takes frames to grow back
+    (ten,) = run_grid(ColourRPN(cfg.tracker), cfg, CPU, seqs, grid, runs=10)
+    run_aucs = []
+    for jitter in (None, *SRE_JITTERS[:9]):
+        aucs = []
+        for seq in seqs:
+            res = run_sequence(SiamRPNTracker(ColourRPN(cfg.tracker), cfg.tracker, CPU), seq, jitter=jitter)
+            gt = np.asarray(seq.boxes, dtype=np.float64)
+            aucs.append(sequence_scores(gt, res["boxes"], res["times"], frame_bound(seq))["success_auc"])
+        run_aucs.append(np.mean(aucs))
+    assert one["auc"] == pytest.approx(run_aucs[0])
+    assert ten["auc"] == pytest.approx(np.mean(run_aucs)) and ten["auc"] < one["auc"] - 0.005
+
+
 def test_tune_refuses_test_splits(tmp_path, capsys):
     from siamtrack.cli import main
     assert main(["tune", "--model", str(tmp_path / "m.pth"), "--data", str(tmp_path), "--split", "test"]) == 2

@@ -61,7 +61,8 @@ def run(args):
     from ..export import is_export_dir
     from ..runtime import resolve_backend
     from ..eval import results as R
-    from ..eval.bench import SRE_JITTERS, TrackerSpec, run_tracker, score_runs, set_thread_budget
+    from ..eval.bench import TrackerSpec, run_tracker, score_runs, set_thread_budget
+    from ..eval.runner import SRE_JITTERS
     from ..device import cpu_info, library_versions
     from ..eval.report import build_json, markdown_table, write_json, write_report
     from .. import zoo

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from . import results as R
-from .runner import frame_bound, run_sequence
-from .summary import sequence_scores, summarize
+from .runner import frame_bound, run_sequence, sre_jitter
+from .summary import mean_of_runs, sequence_scores, summarize
 
 
 @dataclass(frozen=True)
@@ -95,27 +95,16 @@ def set_thread_budget(threads):
 _FACTORIES = {}
 
 
-# OTB's spatial robustness evaluation (Wu et al. 2013): the first box shifted by 10 % of its size in 8 directions,
-# then scaled by 0.8, 0.9, 1.1 and 1.2. (dx, dy, scale); `--init-jitter K` adds the first K as runs.
-SRE_JITTERS = ((-0.1, -0.1, 1.0), (0.0, -0.1, 1.0), (0.1, -0.1, 1.0), (-0.1, 0.0, 1.0), (0.1, 0.0, 1.0),
-               (-0.1, 0.1, 1.0), (0.0, 0.1, 1.0), (0.1, 0.1, 1.0), (0.0, 0.0, 0.8), (0.0, 0.0, 0.9),
-               (0.0, 0.0, 1.1), (0.0, 0.0, 1.2))
-
-
 def run_label(label, run):
-    """Results folder of run `run` (0: the plain one-pass run, k: SRE_JITTERS[k - 1])."""
+    """Results folder of run `run` (0: the plain one-pass run, k: runner.SRE_JITTERS[k - 1])."""
     return label if run == 0 else f"{label}@sre{run}"
-
-
-def _jitter(run):
-    return None if run == 0 else SRE_JITTERS[run - 1]
 
 
 def _worker_task(job):
     spec, seq, results_dir, max_frames, run = job
     if spec not in _FACTORIES:
         _FACTORIES[spec] = tracker_factory(spec)
-    out = run_sequence(_FACTORIES[spec](), seq, max_frames, jitter=_jitter(run))
+    out = run_sequence(_FACTORIES[spec](), seq, max_frames, jitter=sre_jitter(run))
     R.write(results_dir, run_label(spec.label, run), seq, out)
     return seq.name
 
@@ -157,22 +146,9 @@ def score_runs(label, seqs, results_dir, max_frames=None, runs=1) -> dict:
     """`score_tracker` of each run, averaged: every number (dataset-level, per sequence, the curves) is the mean over
     the runs; `run_auc` lists each run's success AUC."""
     each = [score_tracker(run_label(label, k), seqs, results_dir, max_frames) for k in range(runs)]
-    out = _mean_of(each)
+    out = mean_of_runs(each)
     out["run_auc"] = [e["success_auc"] for e in each]
     return out
-
-
-def _mean_of(values):
-    """Mean of same-shaped score records: dicts key by key, lists (curves) element-wise, floats; anything else (frame
-    counts, a None size ratio) is the first run's."""
-    first = values[0]
-    if isinstance(first, dict):
-        return {k: _mean_of([v[k] for v in values]) for k in first}
-    if isinstance(first, list):
-        return np.mean(values, axis=0).tolist()
-    if all(isinstance(v, float) for v in values):
-        return float(np.mean(values))
-    return first
 
 
 def score_tracker(label, seqs, results_dir, max_frames=None) -> dict:

@@ -12,7 +12,18 @@ import numpy as np
 from .. import boxes as B
 from ..data.sources import IndexedSource
 from ..stream import track
-from .summary import first_valid, sequence_scores, summarize
+from .summary import first_valid, mean_of_runs, sequence_scores, summarize
+
+# OTB's spatial robustness evaluation (Wu et al. 2013): the first box shifted by 10 % of its size in 8 directions,
+# then scaled by 0.8, 0.9, 1.1 and 1.2. (dx, dy, scale); `--init-jitter K` adds the first K as runs.
+SRE_JITTERS = ((-0.1, -0.1, 1.0), (0.0, -0.1, 1.0), (0.1, -0.1, 1.0), (-0.1, 0.0, 1.0), (0.1, 0.0, 1.0),
+               (-0.1, 0.1, 1.0), (0.0, 0.1, 1.0), (0.1, 0.1, 1.0), (0.0, 0.0, 0.8), (0.0, 0.0, 0.9),
+               (0.0, 0.0, 1.1), (0.0, 0.0, 1.2))
+
+
+def sre_jitter(run):
+    """The first-box jitter of run `run`: None for run 0 (the plain one-pass run), else SRE_JITTERS[run - 1]."""
+    return None if run == 0 else SRE_JITTERS[run - 1]
 
 
 def run_sequence(tracker, seq, max_frames=None, jitter=None) -> dict:
@@ -43,11 +54,18 @@ def frame_bound(seq):
     return w, h
 
 
-def evaluate(make_tracker, sequences, max_frames=None) -> dict:
-    """Run a fresh tracker from `make_tracker()` over each sequence; dataset-level and per-sequence scores."""
-    per_seq = {}
-    for seq in sequences:
-        res = run_sequence(make_tracker(), seq, max_frames)
-        gt = np.asarray(seq.boxes, dtype=np.float64)[:len(res["boxes"])]
-        per_seq[seq.name] = sequence_scores(gt, res["boxes"], res["times"], frame_bound(seq))
-    return summarize(per_seq)
+def evaluate(make_tracker, sequences, max_frames=None, runs=1) -> dict:
+    """Run a fresh tracker from `make_tracker()` over each sequence; dataset-level and per-sequence scores. With
+    runs > 1, also from the first runs - 1 SRE starts, every number the mean over the runs (as `siamtrack benchmark
+    --init-jitter` scores them) and `run_auc` each run's success AUC."""
+    each = []
+    for run in range(runs):
+        per_seq = {}
+        for seq in sequences:
+            res = run_sequence(make_tracker(), seq, max_frames, jitter=sre_jitter(run))
+            gt = np.asarray(seq.boxes, dtype=np.float64)[:len(res["boxes"])]
+            per_seq[seq.name] = sequence_scores(gt, res["boxes"], res["times"], frame_bound(seq))
+        each.append(summarize(per_seq))
+    if runs == 1:
+        return each[0]
+    return {**mean_of_runs(each), "run_auc": [e["success_auc"] for e in each]}

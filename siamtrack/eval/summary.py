@@ -87,3 +87,16 @@ def summarize(per_sequence: dict) -> dict:
         "success_curve": succ.tolist(),
         "precision_curve": prec.tolist(),
     }
+
+
+def mean_of_runs(values):
+    """Mean of same-shaped score records: dicts key by key, lists (curves) element-wise, floats; anything else (frame
+    counts, a None size ratio) is the first run's."""
+    first = values[0]
+    if isinstance(first, dict):
+        return {k: mean_of_runs([v[k] for v in values]) for k in first}
+    if isinstance(first, list):
+        return np.mean(values, axis=0).tolist()
+    if all(isinstance(v, float) for v in values):
+        return float(np.mean(values))
+    return first
