@@ -145,10 +145,7 @@ def run_tracker(spec: TrackerSpec, seqs, results_dir, workers=1, force=False, ma
 def score_runs(label, seqs, results_dir, max_frames=None, runs=1) -> dict:
     """`score_tracker` of each run, averaged: every number (dataset-level, per sequence, the curves) is the mean over
     the runs; `run_auc` lists each run's success AUC."""
-    each = [score_tracker(run_label(label, k), seqs, results_dir, max_frames) for k in range(runs)]
-    out = mean_of_runs(each)
-    out["run_auc"] = [e["success_auc"] for e in each]
-    return out
+    return mean_of_runs([score_tracker(run_label(label, k), seqs, results_dir, max_frames) for k in range(runs)])
 
 
 def score_tracker(label, seqs, results_dir, max_frames=None) -> dict:

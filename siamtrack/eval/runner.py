@@ -66,6 +66,4 @@ def evaluate(make_tracker, sequences, max_frames=None, runs=1) -> dict:
             gt = np.asarray(seq.boxes, dtype=np.float64)[:len(res["boxes"])]
             per_seq[seq.name] = sequence_scores(gt, res["boxes"], res["times"], frame_bound(seq))
         each.append(summarize(per_seq))
-    if runs == 1:
-        return each[0]
-    return {**mean_of_runs(each), "run_auc": [e["success_auc"] for e in each]}
+    return each[0] if runs == 1 else mean_of_runs(each)

@@ -89,12 +89,18 @@ def summarize(per_sequence: dict) -> dict:
     }
 
 
-def mean_of_runs(values):
+def mean_of_runs(each: list) -> dict:
+    """Dataset-level score records of the same tracker's runs (`summarize` outputs) -> one record, every number (dataset
+    level, per sequence, the curves) the mean over the runs, plus `run_auc`: each run's success AUC."""
+    return {**_mean(each), "run_auc": [e["success_auc"] for e in each]}
+
+
+def _mean(values):
     """Mean of same-shaped score records: dicts key by key, lists (curves) element-wise, floats; anything else (frame
     counts, a None size ratio) is the first run's."""
     first = values[0]
     if isinstance(first, dict):
-        return {k: mean_of_runs([v[k] for v in values]) for k in first}
+        return {k: _mean([v[k] for v in values]) for k in first}
     if isinstance(first, list):
         return np.mean(values, axis=0).tolist()
     if all(isinstance(v, float) for v in values):
