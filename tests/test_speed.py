@@ -107,16 +107,22 @@ def test_speed_defaults_to_the_default_model_and_backend(tmp_path):
 
 
 def test_speed_times_the_tracking_step_when_extra_targets_get_lost(tmp_path):
-    # Found by hand: with the shipped siamrpn-lite, 16 targets and onnxruntime, some of the extra targets (placed on
-    # background) are lost by frame 60; the whole-frame search then made the last crops a batch of tiles, and the
-    # FLOP count on them did not fit the 16 kernels (a traceback). The speed command now times tracking only.
+    # Found by hand: with 16 targets, some of the extra targets (placed beside the real one) got lost; the whole-frame
+    # search then made the last crops a batch of tiles for the lost ones only, and the FLOP count on them did not fit
+    # the 16 kernels (a traceback). The speed command now times tracking only. Today's weights keep those targets, so
+    # the loss is forced: a target is lost on the first frame scoring under 0.97 (on these generated frames the 16
+    # targets score 0.90-1.00) and never resumes, which leaves some targets lost and some tracked at the end.
     from siamtrack.zoo import weights_path
-    pytest.importorskip("onnxruntime")
     if not weights_path("siamrpn-lite").is_file():
         pytest.skip("siamrpn-lite weights are not shipped")
+    blob = torch.load(weights_path("siamrpn-lite"), weights_only=True)
+    blob["config"]["tracker"].update(lost_below=0.97, uncertain_below=0.97, lost_patience=1, recover_above=1.0)
+    path = tmp_path / "siamrpn_lite_loses.pth"
+    torch.save(blob, path)
     out = tmp_path / "speed.json"
-    assert main(["speed", "--model", "siamrpn-lite", "--backend", "onnxruntime", "--frames", "60", "--targets", "16",
-                 "--threads", "2", "--json", str(out)]) == 0
+    assert main(["speed", "--model", str(path), "--backend", "torch", "--frames", "5", "--warmup", "1",
+                 "--targets", "16", "--frame-size", "320x240", "--rounds", "1", "--threads", "2",
+                 "--json", str(out)]) == 0
     assert json.loads(out.read_text())["targets"] == 16
 
 
