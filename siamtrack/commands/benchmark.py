@@ -9,7 +9,7 @@ import sys
 from ..data.datasets import FORMATS
 from ..errors import ConfigError, DatasetError
 from ..trackers.opencv import NAMES as OPENCV_NAMES
-from .options import add_backend_options, add_opencv_files, opencv_files
+from .options import add_backend_options, add_init_jitter, add_opencv_files, opencv_files, runs_of
 
 HELP = "evaluate trackers one-pass on OTB / GOT-10k / LaSOT / UAV123 folders (toolkit metrics, JSON, report)"
 
@@ -35,9 +35,8 @@ def add_arguments(p):
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] for our models")
     add_backend_options(p)
     p.add_argument("--max-frames", type=int, default=None, help="evaluate only the first N frames of each sequence")
-    p.add_argument("--init-jitter", type=int, default=0, metavar="K",
-                   help="also track every sequence K more times (up to 12) from the first box shifted by 10 %% or "
-                        "scaled by 0.8-1.2, as OTB's SRE does, and report the mean over the K + 1 runs")
+    add_init_jitter(p, help="also track every sequence K more times (up to 12) from the first box shifted by 10 %% "
+                            "or scaled by 0.8-1.2, as OTB's SRE does, and report the mean over the K + 1 runs")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -62,7 +61,6 @@ def run(args):
     from ..runtime import resolve_backend
     from ..eval import results as R
     from ..eval.bench import TrackerSpec, run_tracker, score_runs, set_thread_budget
-    from ..eval.runner import SRE_JITTERS
     from ..device import cpu_info, library_versions
     from ..eval.report import build_json, markdown_table, write_json, write_report
     from .. import zoo
@@ -71,9 +69,7 @@ def run(args):
         raise ConfigError("--workers must be at least 1")
     if args.max_frames is not None and args.max_frames < 2:
         raise ConfigError("--max-frames must be at least 2")
-    if not 0 <= args.init_jitter <= len(SRE_JITTERS):
-        raise ConfigError(f"--init-jitter must be between 0 and {len(SRE_JITTERS)}")
-    runs = 1 + args.init_jitter
+    runs = runs_of(args)
     fmt = detect_format(args.root) if args.format == "auto" else args.format
     seqs = open_dataset(args.root, fmt, args.split, _split_list(args.sequences))
     if args.shard:

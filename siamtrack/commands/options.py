@@ -1,6 +1,8 @@
 """Command-line options that several sub-commands share."""
 from __future__ import annotations
 
+from ..errors import ConfigError
+from ..eval.runner import SRE_JITTERS
 from ..runtime import BACKENDS, PRECISIONS
 from ..trackers.opencv import NANO_ENV, VIT_ENV
 
@@ -13,6 +15,18 @@ def add_backend_options(p):
     p.add_argument("--precision", default="auto", choices=PRECISIONS,
                    help="auto (the backend's default: int8 for the auto backend on onnxruntime, else fp32); fp32; "
                         "bf16 (torch, where the hardware has native bf16); int8 (onnxruntime, statically quantized)")
+
+
+def add_init_jitter(p, help):
+    """--init-jitter K: K more runs from OTB's SRE starts (benchmark and tune score them alike); `runs_of` reads it."""
+    p.add_argument("--init-jitter", type=int, default=0, metavar="K", help=help)
+
+
+def runs_of(args) -> int:
+    """The runs --init-jitter asks for: the one-pass run and K SRE starts."""
+    if not 0 <= args.init_jitter <= len(SRE_JITTERS):
+        raise ConfigError(f"--init-jitter must be between 0 and {len(SRE_JITTERS)}")
+    return 1 + args.init_jitter
 
 
 def add_opencv_files(p):

@@ -10,8 +10,7 @@ from pathlib import Path
 from ..data.datasets import FORMATS
 from ..errors import ConfigError, OutputError
 from ..eval.grid import combinations, format_markdown, format_value, parse_grid, run_grid, write_table
-from ..eval.runner import SRE_JITTERS
-from .options import add_backend_options
+from .options import add_backend_options, add_init_jitter, runs_of
 
 HELP = "grid-search tracking constants (penalty_k, window_influence, size_lr, ...) on a validation split"
 
@@ -27,9 +26,8 @@ def add_arguments(p):
     p.add_argument("--grid", nargs="+", default=DEFAULT_GRID, metavar="KEY=V1,V2",
                    help="tracker constants and their values (default: %(default)s)")
     p.add_argument("--max-frames", type=int, default=None, help="track only the first N frames of each sequence")
-    p.add_argument("--init-jitter", type=int, default=0, metavar="K",
-                   help="score each setting over K + 1 runs: the one-pass run and the first K of OTB's SRE starts "
-                        "(as benchmark --init-jitter); a one-pass AUC flips with near ties")
+    add_init_jitter(p, help="score each setting over K + 1 runs: the one-pass run and the first K of OTB's SRE "
+                            "starts (as benchmark --init-jitter); a one-pass AUC flips with near ties")
     p.add_argument("--out", default=None, metavar="FILE", help="write the table: .csv, or markdown for any other "
                                                                "suffix")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
@@ -50,8 +48,7 @@ def run(args) -> int:
         raise OutputError(f"{args.out} exists (use --overwrite to replace it)")
     if args.max_frames is not None and args.max_frames < 2:
         raise ConfigError("--max-frames must be at least 2")
-    if not 0 <= args.init_jitter <= len(SRE_JITTERS):
-        raise ConfigError(f"--init-jitter must be between 0 and {len(SRE_JITTERS)}")
+    runs = runs_of(args)
     if args.threads:
         torch.set_num_threads(args.threads)
     names = [n.strip() for n in args.sequences.split(",") if n.strip()] if args.sequences else None
@@ -65,7 +62,7 @@ def run(args) -> int:
         shown = ", ".join(f"{k}={format_value(v)}" for k, v in row.items())
         print(f"[{i + 1}/{total}] {shown} ({seconds:.0f} s)", file=sys.stderr, flush=True)
 
-    rows = run_grid(model, cfg, device, sequences, grid, args.max_frames, progress, runs=1 + args.init_jitter)
+    rows = run_grid(model, cfg, device, sequences, grid, args.max_frames, progress, runs=runs)
     print(format_markdown(rows), end="")
     if args.out:
         write_table(rows, args.out)

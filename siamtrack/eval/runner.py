@@ -56,8 +56,8 @@ def frame_bound(seq):
 
 def evaluate(make_tracker, sequences, max_frames=None, runs=1) -> dict:
     """Run a fresh tracker from `make_tracker()` over each sequence; dataset-level and per-sequence scores. With
-    runs > 1, also from the first runs - 1 SRE starts, every number the mean over the runs (as `siamtrack benchmark
-    --init-jitter` scores them) and `run_auc` each run's success AUC."""
+    runs > 1, also from the first runs - 1 SRE starts: every number the mean over the runs, as `siamtrack benchmark
+    --init-jitter` scores them (`run_auc`: each run's success AUC)."""
     each = []
     for run in range(runs):
         per_seq = {}
@@ -66,4 +66,4 @@ def evaluate(make_tracker, sequences, max_frames=None, runs=1) -> dict:
             gt = np.asarray(seq.boxes, dtype=np.float64)[:len(res["boxes"])]
             per_seq[seq.name] = sequence_scores(gt, res["boxes"], res["times"], frame_bound(seq))
         each.append(summarize(per_seq))
-    return each[0] if runs == 1 else mean_of_runs(each)
+    return mean_of_runs(each)
