@@ -78,13 +78,20 @@ def test_objective_learns_a_fixed_batch():
     assert logs["positives"] > 0
 
 
-def test_adopts_an_rpn_checkpoint():
+# (RPN head, the anchor-free head of its layout, and the layer of the RPN's class logits)
+LAYOUTS = [("rpn_dw", "ban_dw", {"in_channels": 256, "channels": 32}),
+           ("rpn_pw", "ban_pw", {"in_channels": 256, "channels": 32, "exemplar_cells": 36})]   # AlexNet: 6x6 exemplar
+
+
+@pytest.mark.parametrize("rpn_head, ban_head, args", LAYOUTS)
+def test_adopts_an_rpn_checkpoint(rpn_head, ban_head, args):
     torch.manual_seed(0)
     rpn_cfg = ModelConfig(backbone=ComponentConfig("alexnet", {}),
-                          head=ComponentConfig("rpn_dw", {"in_channels": 256, "channels": 32, "num_anchors": 5}))
+                          head=ComponentConfig(rpn_head, {**args, "num_anchors": 5}))
     rpn = build_model(rpn_cfg).eval()
     source = type("Cfg", (), {"model": rpn_cfg, "tracker": TrackerConfig(type="siamrpn")})()
-    ban = _ban_model().eval()
+    ban = build_model(ModelConfig(backbone=ComponentConfig("alexnet", {}),
+                                  head=ComponentConfig(ban_head, args))).eval()
     ban.load_state_dict(adopt_state(ban, rpn.state_dict(), source))
     z, x = torch.randn(1, 3, 127, 127), torch.randn(1, 3, 255, 255)
     with torch.no_grad():
@@ -92,7 +99,7 @@ def test_adopts_an_rpn_checkpoint():
         ban_cls, ban_loc = ban(z, x)
     # the default ratios' square anchor is index 2: cls channels (class * 5 + 2)
     torch.testing.assert_close(ban_cls, rpn_cls[:, [2, 7]])
-    assert ban_loc.shape[1] == 4
+    assert ban_loc.shape[1] == 4 and ban_loc.shape[-1] == ban_cls.shape[-1]
     torch.testing.assert_close(ban_loc, torch.full_like(ban_loc, float(np.log(2.0))), atol=0.05, rtol=0)
 
 

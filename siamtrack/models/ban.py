@@ -2,8 +2,8 @@
 (background, target) and 4 log distances to the target's sides. Outputs cls (B, 2, R, R), loc (B, 4, R, R); see
 siamtrack/points.py for the grid and the distance encoding.
 
-Built like the depthwise RPN head (the same branches, one "anchor" per cell), so an RPN checkpoint can start it: see
-`DepthwiseBAN.adopt`.
+Built like the RPN heads (the same branches, one "anchor" per cell), so an RPN checkpoint can start it: see
+`adopt_state`. `ban_dw` is the depthwise RPN head's layout, `ban_pw` the pixel-wise one's (NanoTrack v2's pairing).
 """
 from __future__ import annotations
 
@@ -26,9 +26,7 @@ class DepthwiseBAN(nn.Module):
         super().__init__()
         self.cls = _DepthwiseBranch(in_channels, channels, 2)
         self.loc = _DepthwiseBranch(in_channels, channels, 4)
-        last = self.loc.out[-1]
-        nn.init.normal_(last.weight, std=1e-3)
-        nn.init.constant_(last.bias, INITIAL_LOG_DISTANCE)
+        _init_distances(self.loc.out[-1])
 
     def template(self, zf):
         return self.cls.kernel(zf), self.loc.kernel(zf)
@@ -37,38 +35,62 @@ class DepthwiseBAN(nn.Module):
         return self.cls(kernels[0], xf), self.loc(kernels[1], xf)
 
     def adopt(self, state, prefix, source_tracker):
-        """This head's weights from a depthwise RPN head's `state` (keys under `prefix`), trained with the tracker
-        config `source_tracker`: every layer of the same shape as is, the class layer from the RPN's square anchor
-        (the one whose cells score a target of the typical aspect), the loc output layer as initialised here (offsets
-        against anchors do not translate into side distances). Returns the whole converted state dict."""
-        own = self.state_dict()
-        ratios = np.asarray(source_tracker.anchor_ratios, dtype=np.float64)
-        k, a = len(ratios), int(np.argmin(np.abs(np.log(ratios))))
-        out = {}
-        for key, value in state.items():
-            if not key.startswith(prefix):
-                out[key] = value
-                continue
-            name = key[len(prefix):]
-            if name in own and tuple(value.shape) == tuple(own[name].shape):
-                out[key] = value
-            elif name.startswith("cls.out.3.") and value.shape[0] == 2 * k:
-                # RPN cls channels are (class, anchor) = class * k + anchor
-                out[key] = value[[a, k + a]]
-            elif name.startswith("loc.out.3."):
-                out[key] = own[name].clone()
-            else:
-                out[key] = value
-        return out
+        return _adopt(self, state, prefix, source_tracker, "cls.out.3.", "loc.out.3.")
+
+
+@register_head("ban_pw")
+class PixelwiseBAN(PixelwiseRPN):
+    """The pixel-wise RPN head with one "anchor" per cell: 2 class logits and 4 log side distances."""
+
+    def __init__(self, in_channels=64, channels=64, exemplar_cells=49):
+        super().__init__(in_channels, channels, num_anchors=1, exemplar_cells=exemplar_cells)
+        _init_distances(self.loc[-1])
+
+    def adopt(self, state, prefix, source_tracker):
+        return _adopt(self, state, prefix, source_tracker, "cls.2.", "loc.2.")
+
+
+def _init_distances(last):
+    nn.init.normal_(last.weight, std=1e-3)
+    nn.init.constant_(last.bias, INITIAL_LOG_DISTANCE)
+
+
+def _adopt(head, state, prefix, source_tracker, cls_out, loc_out):
+    """`head`'s weights from an RPN head's `state` of the same layout (keys under `prefix`), trained with the tracker
+    config `source_tracker`: every layer of the same shape as is, the class layer (`cls_out`) from the RPN's square
+    anchor (the one whose cells score a target of the typical aspect), the distance layer (`loc_out`) as initialised
+    here (offsets against anchors do not translate into side distances). Returns the whole converted state dict."""
+    own = head.state_dict()
+    ratios = np.asarray(source_tracker.anchor_ratios, dtype=np.float64)
+    k, a = len(ratios), int(np.argmin(np.abs(np.log(ratios))))
+    out = {}
+    for key, value in state.items():
+        if not key.startswith(prefix):
+            out[key] = value
+            continue
+        name = key[len(prefix):]
+        if name in own and tuple(value.shape) == tuple(own[name].shape):
+            out[key] = value
+        elif name.startswith(cls_out) and value.shape[0] == 2 * k:
+            # RPN cls channels are (class, anchor) = class * k + anchor
+            out[key] = value[[a, k + a]]
+        elif name.startswith(loc_out):
+            out[key] = own[name].clone()
+        else:
+            out[key] = value
+    return out
 
 
 def adopt_state(model, state, source_cfg):
-    """`state` (a checkpoint of `source_cfg`) made loadable into `model` when `model` has this head and the checkpoint
-    a depthwise RPN head, or `model` a pixel-wise RPN head (the checkpoint's trunk and neck, the head as initialised:
-    no layer of a depthwise head carries over); unchanged otherwise (and `load_weights` then names any mismatch)."""
-    if isinstance(model.head, DepthwiseBAN) and source_cfg.model.head.name == "rpn_dw":
+    """`state` (a checkpoint of `source_cfg`) made loadable into `model` when `model` has an anchor-free head and the
+    checkpoint the RPN head of the same layout, or `model` a pixel-wise head and the checkpoint a head of another
+    layout (the checkpoint's trunk and neck, the head as initialised: no layer of a depthwise head carries over);
+    unchanged otherwise (and `load_weights` then names any mismatch)."""
+    pairs = {DepthwiseBAN: "rpn_dw", PixelwiseBAN: "rpn_pw"}
+    source = source_cfg.model.head.name
+    if type(model.head) in pairs and source == pairs[type(model.head)]:
         return model.head.adopt(state, "head.", source_cfg.tracker)
-    if isinstance(model.head, PixelwiseRPN) and source_cfg.model.head.name != "rpn_pw":
+    if isinstance(model.head, PixelwiseRPN) and source not in ("rpn_pw", "ban_pw"):
         fresh = {"head." + k: v for k, v in model.head.state_dict().items()}
         return {**{k: v for k, v in state.items() if not k.startswith("head.")}, **fresh}
     return state
