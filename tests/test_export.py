@@ -84,7 +84,7 @@ def test_export_correlations_match_eager_at_any_batch(kind, tmp_path):
 
 
 @pytest.mark.parametrize("config", ["siamfc_alexnet", "siamrpn_lite", "siamban_lite", "siamrpn_slim", "siamrpn_lite2",
-                                    "siamrpn_lite_pw"])
+                                    "siamrpn_lite_pw", "siamban_lite_pw"])
 def test_graphs_match_torch(config, tmp_path):
     if not (ROOT / "experiments" / f"{config}.yaml").is_file():
         pytest.skip(f"{config}.yaml not in this checkout")
