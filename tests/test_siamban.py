@@ -78,7 +78,7 @@ def test_objective_learns_a_fixed_batch():
     assert logs["positives"] > 0
 
 
-# (RPN head, the anchor-free head of its layout, and the layer of the RPN's class logits)
+# (RPN head, the anchor-free head of its layout, and the arguments both take)
 LAYOUTS = [("rpn_dw", "ban_dw", {"in_channels": 256, "channels": 32}),
            ("rpn_pw", "ban_pw", {"in_channels": 256, "channels": 32, "exemplar_cells": 36})]   # AlexNet: 6x6 exemplar
 

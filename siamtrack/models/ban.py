@@ -20,8 +20,46 @@ from .rpn import PixelwiseRPN, _DepthwiseBranch
 INITIAL_LOG_DISTANCE = math.log(2.0)
 
 
+class _FromRPN:
+    """What an anchor-free head takes from a checkpoint of the RPN head of its layout (`rpn_layout`): every layer of
+    the same shape as is, the class layer (`cls_out`) from the RPN's square anchor (the one whose cells score a
+    target of the typical aspect), the distance layer (`loc_out`) as initialised here (offsets against anchors do not
+    translate into side distances)."""
+    rpn_layout = cls_out = loc_out = ""
+
+    def adopt(self, state, prefix, source_tracker):
+        """The whole of `state` with the head's keys (under `prefix`) converted; `source_tracker` is the tracker
+        config the RPN was trained with (its anchor ratios)."""
+        own = self.state_dict()
+        ratios = np.asarray(source_tracker.anchor_ratios, dtype=np.float64)
+        k, a = len(ratios), int(np.argmin(np.abs(np.log(ratios))))
+        out = {}
+        for key, value in state.items():
+            if not key.startswith(prefix):
+                out[key] = value
+                continue
+            name = key[len(prefix):]
+            if name in own and tuple(value.shape) == tuple(own[name].shape):
+                out[key] = value
+            elif name.startswith(self.cls_out) and value.shape[0] == 2 * k:
+                # RPN cls channels are (class, anchor) = class * k + anchor
+                out[key] = value[[a, k + a]]
+            elif name.startswith(self.loc_out):
+                out[key] = own[name].clone()
+            else:
+                out[key] = value
+        return out
+
+
+def _init_distances(last):
+    nn.init.normal_(last.weight, std=1e-3)
+    nn.init.constant_(last.bias, INITIAL_LOG_DISTANCE)
+
+
 @register_head("ban_dw")
-class DepthwiseBAN(nn.Module):
+class DepthwiseBAN(_FromRPN, nn.Module):
+    rpn_layout, cls_out, loc_out = "rpn_dw", "cls.out.3.", "loc.out.3."
+
     def __init__(self, in_channels=256, channels=256):
         super().__init__()
         self.cls = _DepthwiseBranch(in_channels, channels, 2)
@@ -34,51 +72,15 @@ class DepthwiseBAN(nn.Module):
     def forward(self, kernels, xf):
         return self.cls(kernels[0], xf), self.loc(kernels[1], xf)
 
-    def adopt(self, state, prefix, source_tracker):
-        return _adopt(self, state, prefix, source_tracker, "cls.out.3.", "loc.out.3.")
-
 
 @register_head("ban_pw")
-class PixelwiseBAN(PixelwiseRPN):
+class PixelwiseBAN(_FromRPN, PixelwiseRPN):
     """The pixel-wise RPN head with one "anchor" per cell: 2 class logits and 4 log side distances."""
+    rpn_layout, cls_out, loc_out = "rpn_pw", "cls.2.", "loc.2."
 
     def __init__(self, in_channels=64, channels=64, exemplar_cells=49):
         super().__init__(in_channels, channels, num_anchors=1, exemplar_cells=exemplar_cells)
         _init_distances(self.loc[-1])
-
-    def adopt(self, state, prefix, source_tracker):
-        return _adopt(self, state, prefix, source_tracker, "cls.2.", "loc.2.")
-
-
-def _init_distances(last):
-    nn.init.normal_(last.weight, std=1e-3)
-    nn.init.constant_(last.bias, INITIAL_LOG_DISTANCE)
-
-
-def _adopt(head, state, prefix, source_tracker, cls_out, loc_out):
-    """`head`'s weights from an RPN head's `state` of the same layout (keys under `prefix`), trained with the tracker
-    config `source_tracker`: every layer of the same shape as is, the class layer (`cls_out`) from the RPN's square
-    anchor (the one whose cells score a target of the typical aspect), the distance layer (`loc_out`) as initialised
-    here (offsets against anchors do not translate into side distances). Returns the whole converted state dict."""
-    own = head.state_dict()
-    ratios = np.asarray(source_tracker.anchor_ratios, dtype=np.float64)
-    k, a = len(ratios), int(np.argmin(np.abs(np.log(ratios))))
-    out = {}
-    for key, value in state.items():
-        if not key.startswith(prefix):
-            out[key] = value
-            continue
-        name = key[len(prefix):]
-        if name in own and tuple(value.shape) == tuple(own[name].shape):
-            out[key] = value
-        elif name.startswith(cls_out) and value.shape[0] == 2 * k:
-            # RPN cls channels are (class, anchor) = class * k + anchor
-            out[key] = value[[a, k + a]]
-        elif name.startswith(loc_out):
-            out[key] = own[name].clone()
-        else:
-            out[key] = value
-    return out
 
 
 def adopt_state(model, state, source_cfg):
@@ -86,9 +88,8 @@ def adopt_state(model, state, source_cfg):
     checkpoint the RPN head of the same layout, or `model` a pixel-wise head and the checkpoint a head of another
     layout (the checkpoint's trunk and neck, the head as initialised: no layer of a depthwise head carries over);
     unchanged otherwise (and `load_weights` then names any mismatch)."""
-    pairs = {DepthwiseBAN: "rpn_dw", PixelwiseBAN: "rpn_pw"}
     source = source_cfg.model.head.name
-    if type(model.head) in pairs and source == pairs[type(model.head)]:
+    if isinstance(model.head, _FromRPN) and source == model.head.rpn_layout:
         return model.head.adopt(state, "head.", source_cfg.tracker)
     if isinstance(model.head, PixelwiseRPN) and source not in ("rpn_pw", "ban_pw"):
         fresh = {"head." + k: v for k, v in model.head.state_dict().items()}
